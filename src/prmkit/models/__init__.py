@@ -1,0 +1,5 @@
+"""Loading base models: the packaged SmolLM2 or any local Hugging Face directory."""
+
+from prmkit.models.loading import BaseModel, find_packaged_gguf, load_base, load_tokenizer
+
+__all__ = ["BaseModel", "find_packaged_gguf", "load_base", "load_tokenizer"]
