@@ -368,7 +368,8 @@ def write_records(path: str | os.PathLike[str], records: Iterable[Record]) -> in
         row = record.to_dict()
         row["meta"] = json.dumps(row["meta"], ensure_ascii=False)
         rows.append(row)
-    table = pa.Table.from_pylist(rows)
+    keys = list(dict.fromkeys(k for row in rows for k in row))  # union, first-seen order
+    table = pa.Table.from_pylist([{k: row.get(k) for k in keys} for row in rows])
     with atomic_write(path, "wb") as handle:
         pq.write_table(table, handle)
     return len(rows)

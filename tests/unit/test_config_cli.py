@@ -1,0 +1,88 @@
+"""Config loading (unknown keys are errors) and the CLI shell."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from prmkit.config import config_help, load_config, option
+from prmkit.errors import ConfigError
+
+
+@dataclass
+class Cfg:
+    n: int = option(4, "how many problems")
+    temperature: float = option(0.7, "sampling temperature")
+    name: str = option("smollm2", "model name or path")
+    tags: list[str] = option(["a"], "free tags")
+    limit: int | None = option(None, "optional cap")
+
+
+def test_defaults_yaml_then_overrides(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("n: 8\ntemperature: 1\nname: x\n")
+    cfg = load_config(Cfg, recipe, ["name=y", "tags=[b, c]", "limit=3"])
+    assert cfg == Cfg(n=8, temperature=1.0, name="y", tags=["b", "c"], limit=3)
+    assert isinstance(cfg.temperature, float)
+
+
+def test_list_default_is_not_shared():
+    a, b = Cfg(), Cfg()
+    a.tags.append("z")
+    assert b.tags == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        (["nn=3"], "unknown config key for Cfg"),
+        (["n=three"], "wrong type for 'n'"),
+        (["n=1.5"], "wrong type for 'n'"),
+        (["limit=x"], "wrong type for 'limit'"),
+        (["novalue"], "malformed override"),
+    ],
+)
+def test_bad_overrides_raise(overrides, fragment):
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(Cfg, None, overrides)
+
+
+def test_unknown_key_in_yaml_names_the_file(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("n: 2\nsamples: 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(Cfg, recipe)
+    assert "r.yaml" in str(info.value) and "'samples'" in str(info.value)
+
+
+def test_yaml_must_be_a_mapping(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="not a mapping"):
+        load_config(Cfg, recipe)
+
+
+def test_help_lists_every_field():
+    text = config_help(Cfg)
+    for name in ("n", "temperature", "name", "tags", "limit"):
+        assert f"  {name} (" in text
+    assert "sampling temperature" in text
+
+
+def test_cli_help_lists_stages():
+    out = subprocess.run([sys.executable, "-m", "prmkit.cli", "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    assert "convert" in out and "demo" in out
+
+
+def test_cli_every_stage_has_help():
+    from prmkit.cli import STAGES
+
+    for stage in STAGES:
+        proc = subprocess.run([sys.executable, "-m", "prmkit.cli", stage, "--help"],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, (stage, proc.stderr[-2000:])
+        assert "usage: prmkit " + stage in proc.stdout
