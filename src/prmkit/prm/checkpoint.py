@@ -1,0 +1,180 @@
+"""PRM checkpoints: safetensors weights + ``prm_spec.json`` + tokenizer. Loading never unpickles.
+
+Layout of a checkpoint directory::
+
+    prm_spec.json            the PRMSpec
+    config.json, model.safetensors, tokenizer files   the backbone (save_pretrained)
+    probe.safetensors        probe head only
+    ref/                     implicit head only: the frozen reference model
+
+Example:
+    >>> prm = load_prm("runs/prm-tokcls")  # doctest: +SKIP
+    >>> prm.spec.head  # doctest: +SKIP
+    'tokcls'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from prmkit.errors import ModelLoadError
+from prmkit.prm.heads import PRM, ProbeHead
+from prmkit.prm.spec import PRMSpec, load_spec, save_spec
+
+__all__ = ["load_prm", "save_prm"]
+
+PROBE_FILE = "probe.safetensors"
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def _unwrap(model: Any) -> Any:
+    """Merge a peft adapter into its base weights, so the checkpoint is a plain HF model."""
+    if hasattr(model, "merge_and_unload"):
+        return model.merge_and_unload()
+    return model
+
+
+def save_prm(prm: PRM, directory: str | os.PathLike[str]) -> Path:
+    """Write a self-contained checkpoint atomically (into a temp dir, then renamed).
+
+    LoRA adapters are merged into the weights first.
+    """
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        model = _unwrap(prm.model)
+        model.save_pretrained(tmp, safe_serialization=True)
+        prm.tokenizer.save_pretrained(tmp)
+        if prm.probe is not None:
+            state = {k: v.detach().cpu().contiguous() for k, v in prm.probe.state_dict().items()}
+            save_file(state, str(tmp / PROBE_FILE))
+        if prm.ref_model is not None:
+            prm.ref_model.save_pretrained(tmp / "ref", safe_serialization=True)
+        save_spec(prm.spec, tmp)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return directory
+
+
+def _check_no_pickle(path: Path) -> None:
+    weights = list(path.glob("*.safetensors"))
+    if not weights:
+        pickled = [p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES]
+        raise ModelLoadError(
+            "checkpoint has no safetensors weights",
+            got=pickled or str(path),
+            expected="model.safetensors (prmkit never loads pickled weights)",
+            fix="convert the weights to safetensors (save_pretrained with safe_serialization=True)",
+        )
+
+
+def _load_hf(cls: Any, path: Path, dtype: Any, device: str, trust_remote_code: bool) -> Any:
+    _check_no_pickle(path)
+    try:
+        model = cls.from_pretrained(
+            str(path), dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(
+            f"cannot load model weights ({exc})",
+            got=str(path),
+            expected="a Hugging Face model directory with safetensors",
+            fix="check the checkpoint directory",
+        ) from None
+    return model.to(device).eval()
+
+
+def load_prm(
+    directory: str | os.PathLike[str],
+    *,
+    device: str = "cpu",
+    dtype: str = "float32",
+    trust_remote_code: bool = False,
+    spec: PRMSpec | None = None,
+) -> PRM:
+    """Load a PRM checkpoint (or any local HF model directory given a ``spec``).
+
+    Args:
+        directory: Checkpoint directory (with ``prm_spec.json`` unless ``spec`` is given).
+        device: Torch device.
+        dtype: Torch dtype name.
+        trust_remote_code: Explicit opt-in for models whose config names custom code
+            (e.g. a local Qwen2.5-Math-PRM directory). Off by default.
+        spec: Use this spec instead of the directory's ``prm_spec.json``.
+
+    Raises:
+        ModelLoadError: missing spec or weights, pickled weights only, or remote code needed
+            without the opt-in.
+    """
+    import torch
+    from transformers import (
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+    )
+
+    path = Path(directory)
+    if not (path / "config.json").exists():
+        raise ModelLoadError(
+            "not a checkpoint directory",
+            got=str(path),
+            expected="a directory with config.json and prm_spec.json",
+            fix="pass the output directory of `prmkit train`",
+        )
+    spec = spec or load_spec(path)
+    torch_dtype = getattr(torch, dtype)
+    config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    remote = "auto_map" in config
+    if remote and not trust_remote_code:
+        raise ModelLoadError(
+            "the model needs its own code (config.json has auto_map)",
+            got=str(path),
+            expected="trust_remote_code=True",
+            fix="read the model's code, then pass --trust-remote-code",
+        )
+    if spec.head == "tokcls":
+        cls = AutoModel if remote else AutoModelForTokenClassification
+    else:
+        cls = AutoModelForCausalLM
+    model = _load_hf(cls, path, torch_dtype, device, trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+    probe = ref = None
+    if spec.head == "probe":
+        from safetensors.torch import load_file
+
+        if not (path / PROBE_FILE).exists():
+            raise ModelLoadError(
+                "probe checkpoint lacks its head",
+                got=str(path),
+                expected=PROBE_FILE,
+                fix="re-save the checkpoint",
+            )
+        state = load_file(str(path / PROBE_FILE))
+        probe = ProbeHead(model.config.hidden_size, spec.probe_hidden)
+        probe.load_state_dict(state)
+        probe.to(device).eval()
+    if spec.head == "implicit":
+        if not (path / "ref" / "config.json").exists():
+            raise ModelLoadError(
+                "implicit PRM checkpoint lacks its reference model",
+                got=str(path),
+                expected="a ref/ model directory",
+                fix="re-save the checkpoint with the reference model",
+            )
+        ref = _load_hf(AutoModelForCausalLM, path / "ref", torch_dtype, device, False)
+    return PRM(
+        spec=spec, tokenizer=tokenizer, model=model, probe=probe, ref_model=ref, source=str(path)
+    )

@@ -1,0 +1,227 @@
+"""PRM heads: turn a backbone's outputs at the step positions into one number per step.
+
+Every head goes through :func:`step_outputs`, used by both training and scoring:
+
+* ``tokcls``: a 2-label token-classification model; the step logit is
+  ``logits[pos, positive] - logits[pos, negative]``, so ``sigmoid`` of it equals
+  ``softmax(logits[pos])[positive]``.
+* ``labeltok``: a causal LM; the step logit is ``lm_logits[pos, +] - lm_logits[pos, -]`` (so
+  ``sigmoid`` of it is the softmax over the two label tokens).
+* ``probe``: a small MLP on a frozen hidden layer at the step position; outputs one logit.
+* ``implicit``: ``beta * sum log pi(t)/pi_ref(t)`` over the tokens of each step (tag
+  included); a reward, not a logit. Its sum over steps is the outcome logit used in training.
+
+Example:
+    >>> out = step_outputs(prm, input_ids, attention_mask, encs)  # doctest: +SKIP
+    >>> scores = to_scores(prm.spec, out[0])  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from prmkit.prm.formats import Encoded, resolve_label_token_ids
+from prmkit.prm.spec import PRMSpec
+
+__all__ = [
+    "PRM",
+    "ProbeHead",
+    "hidden_features",
+    "pad_batch",
+    "step_outputs",
+    "to_scores",
+    "token_logratios",
+]
+
+
+class ProbeHead(nn.Module):
+    """A small MLP (or linear map when ``width == 0``) from a hidden state to one logit.
+
+    Example:
+        >>> head = ProbeHead(hidden_size=8, width=4)
+        >>> head(torch.zeros(3, 8)).shape
+        torch.Size([3])
+    """
+
+    def __init__(self, hidden_size: int, width: int) -> None:
+        super().__init__()
+        if width:
+            self.net = nn.Sequential(
+                nn.LayerNorm(hidden_size),
+                nn.Linear(hidden_size, width),
+                nn.GELU(),
+                nn.Linear(width, 1),
+            )
+        else:
+            self.net = nn.Sequential(nn.LayerNorm(hidden_size), nn.Linear(hidden_size, 1))
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """``(n, hidden)`` features -> ``(n,)`` logits."""
+        return self.net(features.float()).squeeze(-1)
+
+
+@dataclass
+class PRM:
+    """A loaded or in-training PRM: spec, tokenizer, backbone and head parts.
+
+    Attributes:
+        spec: The input format and head.
+        tokenizer: The tokenizer (with any added tag tokens).
+        model: ``tokcls``: a token-classification model; ``labeltok``/``implicit``: a causal
+            LM (the policy for ``implicit``); ``probe``: the frozen causal LM.
+        probe: ``probe`` only: the MLP.
+        ref_model: ``implicit`` only: the frozen reference model (``None`` while training with
+            LoRA: the adapter is switched off instead).
+        source: Where it was loaded from.
+    """
+
+    spec: PRMSpec
+    tokenizer: Any
+    model: Any
+    probe: ProbeHead | None = None
+    ref_model: Any = None
+    source: str = ""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return int(pad if pad is not None else 0)
+
+
+def pad_batch(
+    encs: Sequence[Encoded], pad_id: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token ids so step positions stay valid; return ``(input_ids, attention_mask)``."""
+    width = max(len(e.input_ids) for e in encs)
+    ids = torch.full((len(encs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(encs), width), dtype=torch.long)
+    for i, e in enumerate(encs):
+        ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids, dtype=torch.long)
+        mask[i, : len(e.input_ids)] = 1
+    return ids.to(device), mask.to(device)
+
+
+def _backbone(model: Any) -> Any:
+    return model.base_model if hasattr(model, "base_model") else model
+
+
+def hidden_features(
+    model: Any,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    encs: Sequence[Encoded],
+    layer: int,
+) -> list[torch.Tensor]:
+    """Hidden states of layer ``layer`` at each trace's step positions: ``(n_steps, hidden)``."""
+    out = _backbone(model)(
+        input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+    )
+    hidden = out.hidden_states[layer]  # (batch, seq, hidden)
+    return [hidden[b, e.step_positions] for b, e in enumerate(encs)]
+
+
+def _token_logprobs(
+    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """``(batch, seq)``: log p(token t | tokens < t); 0 at t = 0."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
+    logits = logits[:, :-1]  # (batch, seq-1, vocab)
+    target = input_ids[:, 1:].unsqueeze(-1)
+    lp = logits.gather(-1, target).squeeze(-1) - logits.logsumexp(-1)
+    return torch.cat([torch.zeros_like(lp[:, :1]), lp], dim=1)
+
+
+def token_logratios(
+    prm: PRM, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """``(batch, seq)``: ``log pi(t) - log pi_ref(t)`` for each token (0 at t = 0)."""
+    policy = _token_logprobs(prm.model, input_ids, attention_mask)
+    with torch.no_grad():
+        if prm.ref_model is not None:
+            ref = _token_logprobs(prm.ref_model, input_ids, attention_mask)
+        else:  # LoRA training: the reference is the policy with its adapter switched off
+            ctx = getattr(prm.model, "disable_adapter", None)
+            if ctx is None:
+                raise RuntimeError("implicit PRM needs a ref_model or a peft model")
+            with ctx():
+                ref = _token_logprobs(prm.model, input_ids, attention_mask)
+    return policy - ref
+
+
+def step_outputs(
+    prm: PRM, input_ids: torch.Tensor, attention_mask: torch.Tensor, encs: Sequence[Encoded]
+) -> list[torch.Tensor]:
+    """One value per kept step for each trace of a right-padded batch.
+
+    Returns logits (score = sigmoid) for ``tokcls``/``labeltok``/``probe`` and per-step
+    rewards for ``implicit``; one ``(n_steps,)`` tensor per trace.
+    """
+    spec = prm.spec
+    if spec.head == "tokcls":
+        logits = prm.model(input_ids=input_ids, attention_mask=attention_mask)[0]  # (b, s, 2)
+        pos, neg = spec.positive_index, 1 - spec.positive_index
+        return [
+            (logits[b, e.step_positions, pos] - logits[b, e.step_positions, neg]).float()
+            for b, e in enumerate(encs)
+        ]
+    if spec.head == "labeltok":
+        plus, minus = resolve_label_token_ids(spec, prm.tokenizer)
+        keep = sorted({p for e in encs for p in e.step_positions})
+        index = {p: i for i, p in enumerate(keep)}
+        logits = prm.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            logits_to_keep=torch.tensor(keep, device=input_ids.device),
+        ).logits
+        pair = logits[..., [plus, minus]].float()  # (batch, kept, 2)
+        out = []
+        for b, e in enumerate(encs):
+            rows = pair[b, [index[p] for p in e.step_positions]]
+            out.append(rows[:, 0] - rows[:, 1])
+        return out
+    if spec.head == "probe":
+        if prm.probe is None:
+            raise RuntimeError("probe head missing")
+        feats = hidden_features(prm.model, input_ids, attention_mask, encs, spec.probe_layer)
+        return [prm.probe(f) for f in feats]
+    # implicit
+    ratios = token_logratios(prm, input_ids, attention_mask)  # (batch, seq)
+    out = []
+    for b, e in enumerate(encs):
+        cum = ratios[b].cumsum(0)
+        ends = torch.tensor(e.step_positions, device=cum.device)
+        before = torch.cat(
+            [
+                cum[e.content_start - 1 : e.content_start] if e.content_start else cum.new_zeros(1),
+                cum[ends[:-1]],
+            ]
+        )
+        out.append(spec.beta * (cum[ends] - before))
+    return out
+
+
+def to_scores(spec: PRMSpec, values: torch.Tensor) -> torch.Tensor:
+    """Step scores from :func:`step_outputs`: probabilities, or rewards for ``implicit``."""
+    return values if spec.head == "implicit" else torch.sigmoid(values)
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: Any):
+    """Put modules in eval mode for the block, restoring their previous mode."""
+    states = [(m, m.training) for m in modules if m is not None]
+    for m, _ in states:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, was in states:
+            m.train(was)

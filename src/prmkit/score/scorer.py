@@ -1,0 +1,174 @@
+"""Score traces with a PRM: one forward pass per trace, batched with length bucketing.
+
+The :class:`Scorer` protocol is the seam search and evaluation depend on; :class:`PRMScorer`
+implements it for any prmkit checkpoint (or an in-memory :class:`~prmkit.prm.heads.PRM`).
+
+Example:
+    >>> scorer = PRMScorer.from_checkpoint("runs/prm")  # doctest: +SKIP
+    >>> scorer.score([trace])  # doctest: +SKIP
+    [[0.93, 0.12]]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from prmkit.errors import ConfigError, DataFormatError
+from prmkit.prm.formats import Encoded, encode
+from prmkit.records import LabeledTrace, ScoredTrace, Trace
+from prmkit.score.aggregate import aggregate_all
+
+__all__ = ["PRMScorer", "Scorer", "length_buckets", "to_scored"]
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    """Anything that gives one score per step for each trace."""
+
+    def score(self, traces: Sequence[Trace]) -> list[list[float]]:
+        """Step scores, one list per trace, in input order."""
+        ...
+
+
+def length_buckets(
+    lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None = None
+) -> list[list[int]]:
+    """Group indices into batches of similar length (longest first).
+
+    A batch holds at most ``batch_size`` items and, if given, at most ``max_batch_tokens``
+    padded tokens (a single longer item still gets a batch of its own).
+
+    Example:
+        >>> length_buckets([5, 100, 6, 90], batch_size=2)
+        [[1, 3], [2, 0]]
+    """
+    if batch_size < 1:
+        raise ConfigError(
+            "batch_size must be >= 1",
+            got=batch_size,
+            expected="a positive integer",
+            fix="set batch_size=8",
+        )
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        width = lengths[current[0]] if current else lengths[i]
+        full = len(current) >= batch_size or (
+            max_batch_tokens is not None
+            and current
+            and width * (len(current) + 1) > max_batch_tokens
+        )
+        if full:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def to_scored(trace: Trace, scores: Sequence[float], prm: str) -> ScoredTrace:
+    """A :class:`ScoredTrace` with the step scores; aggregates go to ``meta['prm_aggregates']``.
+
+    Labels of a :class:`LabeledTrace` are kept.
+    """
+    fields = trace.trace_fields()
+    fields["meta"] = {**trace.meta, "prm_aggregates": aggregate_all(scores)}
+    extra: dict[str, Any] = {}
+    if isinstance(trace, (LabeledTrace, ScoredTrace)) and trace.labels is not None:
+        extra = {
+            "labels": list(trace.labels),
+            "first_error": trace.first_error,
+            "label_source": trace.label_source,
+        }
+    return ScoredTrace(**fields, step_scores=[float(s) for s in scores], prm=prm, **extra)
+
+
+class PRMScorer:
+    """Scores every step of a trace in one forward pass.
+
+    Args:
+        prm: A loaded :class:`~prmkit.prm.heads.PRM`.
+        batch_size: Traces per forward pass.
+        max_batch_tokens: Optional cap on padded tokens per batch.
+    """
+
+    def __init__(
+        self, prm: Any, *, batch_size: int = 8, max_batch_tokens: int | None = None
+    ) -> None:
+        self.prm = prm
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "float32",
+        trust_remote_code: bool = False,
+        **kwargs: Any,
+    ) -> PRMScorer:
+        """Load a checkpoint with :func:`prmkit.prm.checkpoint.load_prm` and wrap it."""
+        from prmkit.prm.checkpoint import load_prm
+
+        return cls(
+            load_prm(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code),
+            **kwargs,
+        )
+
+    def encode(self, trace: Trace) -> Encoded:
+        """The model input of one trace, the same as training builds.
+
+        Raises:
+            DataFormatError: ``max_length`` cuts off some step tags.
+        """
+        enc = encode(
+            self.prm.spec,
+            self.prm.tokenizer,
+            trace.prompt,
+            trace.steps,
+            where=f"trace {trace.id!r}",
+        )
+        if enc.truncated_steps:
+            raise DataFormatError(
+                f"{enc.truncated_steps} step(s) fall beyond max_length",
+                got=enc.n_steps,
+                expected=f"all steps within {self.prm.spec.max_length} tokens",
+                fix="raise the spec's max_length, or shorten the trace",
+                where=f"trace {trace.id!r}",
+            )
+        return enc
+
+    def score_encoded(self, encs: Sequence[Encoded]) -> list[list[float]]:
+        """Step scores for already-encoded traces."""
+        import torch
+
+        from prmkit.prm.heads import eval_mode, pad_batch, step_outputs, to_scores
+
+        out: list[list[float]] = [[] for _ in encs]
+        buckets = length_buckets(
+            [len(e.input_ids) for e in encs], self.batch_size, self.max_batch_tokens
+        )
+        with torch.inference_mode(), eval_mode(self.prm.model, self.prm.probe):
+            for batch in buckets:
+                chunk = [encs[i] for i in batch]
+                ids, mask = pad_batch(chunk, self.prm.pad_id(), self.prm.device)
+                values = step_outputs(self.prm, ids, mask, chunk)
+                for i, v in zip(batch, values, strict=True):
+                    out[i] = to_scores(self.prm.spec, v).float().cpu().tolist()
+        return out
+
+    def score(self, traces: Sequence[Trace]) -> list[list[float]]:
+        """Step scores, one list per trace, in input order."""
+        return self.score_encoded([self.encode(t) for t in traces])
+
+    def score_records(
+        self, traces: Sequence[Trace], prm_name: str | None = None
+    ) -> list[ScoredTrace]:
+        """Score traces and build :class:`ScoredTrace` records."""
+        name = prm_name if prm_name is not None else self.prm.source
+        return [to_scored(t, s, name) for t, s in zip(traces, self.score(traces), strict=True)]
