@@ -1,0 +1,357 @@
+"""Best-of-N from one sampling run: accuracy vs N for PRM selection, voting and pass@N.
+
+Input: ScoredTrace records, ``N_max`` (or more) per problem, grouped by ``problem_id``. Each needs
+
+- ``answer``: the final answer, the vote key after ``strip()`` (``None``: no answer; such a trace
+  never wins a vote but can still be picked by a PRM, and then counts as wrong);
+- whether that answer is correct: ``meta["correct"]`` (a bool; the key is configurable), or, with
+  ``correct_from="labels"``, ``first_error == -1`` of the trace's step labels;
+- ``step_scores``: the PRM's scores (>= 0 for ``prod``-style use and weighted voting).
+
+For N = 1, 2, 4, ..., N_max (and N_max itself), per problem, every method is averaged over
+subsets of N of its solutions drawn without replacement: all C(n, N) subsets when there are at
+most ``n_subsets`` of them (exact), else ``n_subsets`` random ones. Ties count fractionally (the
+expected accuracy under a uniform random tie-break). Methods:
+
+- ``pass``: pass@N, any of the N is correct (exact, the unbiased estimator
+  ``1 - C(n - c, N) / C(n, N)``); its N = 1 value is pass@1, the mean accuracy of one sample;
+- ``majority``: maj@N, the most frequent answer;
+- ``prm_<agg>``: prm@N, the solution with the highest aggregated score, for each aggregation
+  ``min``, ``prod``, ``last``, ``mean`` of the step scores;
+- ``weighted_<agg>``: PRM-weighted majority, the answer with the largest sum of aggregated scores.
+
+A method's accuracy at N is the mean over problems (percent); its confidence interval is the
+percentile bootstrap over problems (``n_bootstrap`` resamples of the problem set).
+
+Example:
+    >>> aggregate([0.9, 0.5, 0.8], "min")
+    0.5
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from prmkit.errors import PrmkitError, RecordError
+from prmkit.records import ScoredTrace, read_records
+
+__all__ = [
+    "AGGREGATIONS",
+    "ProblemSamples",
+    "aggregate",
+    "best_of_n",
+    "group_problems",
+    "pass_at_n",
+    "run_best_of_n",
+]
+
+AGGREGATIONS = ("min", "prod", "last", "mean")
+
+
+def aggregate(step_scores: Sequence[float], how: str) -> float:
+    """One score per solution from its step scores: ``min``, ``prod``, ``last`` or ``mean``."""
+    if how == "min":
+        return float(min(step_scores))
+    if how == "prod":
+        return float(math.prod(step_scores))
+    if how == "last":
+        return float(step_scores[-1])
+    if how == "mean":
+        return float(sum(step_scores) / len(step_scores))
+    raise PrmkitError(
+        "unknown aggregation",
+        got=how,
+        expected=f"one of {AGGREGATIONS}",
+        fix="pick a listed aggregation",
+    )
+
+
+@dataclass
+class ProblemSamples:
+    """The N_max solutions of one problem, as arrays.
+
+    Attributes:
+        id: The problem id.
+        correct: (n,) bool, whether each solution's answer is correct.
+        answer_ids: (n,) int, the index of each solution's answer in ``answer_correct``; -1 = none.
+        answer_correct: (k,) bool, whether each distinct answer is correct.
+        scores: aggregation -> (n,) aggregated PRM score.
+    """
+
+    id: str
+    correct: np.ndarray
+    answer_ids: np.ndarray
+    answer_correct: np.ndarray
+    scores: dict[str, np.ndarray]
+
+
+def group_problems(
+    traces: Iterable[ScoredTrace],
+    *,
+    correct_key: str = "correct",
+    correct_from: Literal["meta", "labels"] = "meta",
+) -> list[ProblemSamples]:
+    """Group scored solutions by problem and check the fields best-of-N needs.
+
+    Raises:
+        RecordError: correctness missing or not a bool; two solutions with the same answer but
+            different correctness; a repeated trace id.
+    """
+    groups: dict[str, list[ScoredTrace]] = {}
+    seen: set[str] = set()
+    for t in traces:
+        if t.id in seen:
+            raise RecordError(
+                "repeated trace id",
+                got=t.id,
+                expected="unique ids",
+                fix="give every sampled solution its own id",
+            )
+        seen.add(t.id)
+        groups.setdefault(t.problem_id, []).append(t)
+    problems = []
+    for pid, group in groups.items():
+        correct, answers = [], []
+        for t in group:
+            where = f"trace {t.id!r}"
+            if correct_from == "labels":
+                if t.labels is None:
+                    raise RecordError(
+                        "no labels to read correctness from",
+                        got=t.id,
+                        expected="scored traces with labels",
+                        fix="use correct_from='meta'",
+                        where=where,
+                    )
+                ok = t.first_error in (None, -1)
+            else:
+                ok = t.meta.get(correct_key)
+                if not isinstance(ok, bool):
+                    raise RecordError(
+                        f"meta[{correct_key!r}] is not a bool",
+                        got=ok,
+                        expected="true/false: is the final answer correct",
+                        fix="check the answers first (prmkit check), or read "
+                        "correctness from labels",
+                        where=where,
+                    )
+            correct.append(ok)
+            answers.append(None if t.answer is None or not t.answer.strip() else t.answer.strip())
+        keys: dict[str, int] = {}
+        answer_correct: list[bool] = []
+        ids = []
+        for ans, ok in zip(answers, correct, strict=True):
+            if ans is None:
+                ids.append(-1)
+                continue
+            if ans not in keys:
+                keys[ans] = len(answer_correct)
+                answer_correct.append(ok)
+            elif answer_correct[keys[ans]] != ok:
+                raise RecordError(
+                    "the same answer is marked both correct and wrong",
+                    got=ans,
+                    expected="one correctness per answer",
+                    fix="normalize answers before checking them",
+                    where=f"problem {pid!r}",
+                )
+            ids.append(keys[ans])
+        scores = {
+            how: np.array([aggregate(t.step_scores, how) for t in group]) for how in AGGREGATIONS
+        }
+        problems.append(
+            ProblemSamples(
+                pid,
+                np.array(correct, dtype=bool),
+                np.array(ids, dtype=int),
+                np.array(answer_correct, dtype=bool),
+                scores,
+            )
+        )
+    return problems
+
+
+def pass_at_n(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k)."""
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+
+
+def _subsets(n: int, k: int, n_subsets: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
+    """(S, k) index subsets without replacement; all of them (exact) when C(n, k) <= n_subsets."""
+    if math.comb(n, k) <= n_subsets:
+        return np.array(list(itertools.combinations(range(n), k)), dtype=int), True
+    return np.argsort(rng.random((n_subsets, n)), axis=1)[:, :k], False
+
+
+def _pick_best(values: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """(S, k) scores and correctness -> (S,) expected correctness of the argmax (ties shared)."""
+    tied = values == values.max(axis=1, keepdims=True)
+    return (tied & correct).sum(axis=1) / tied.sum(axis=1)
+
+
+def _vote(answer_ids: np.ndarray, weights: np.ndarray, answer_correct: np.ndarray) -> np.ndarray:
+    """(S, k) answer ids (-1 = none) and weights -> (S,) expected correctness of the vote."""
+    n_sub, k = answer_ids.shape
+    n_ans = len(answer_correct)
+    if n_ans == 0:
+        return np.zeros(n_sub)
+    rows = np.repeat(np.arange(n_sub), k)
+    cols = answer_ids.ravel()
+    keep = cols >= 0
+    totals = np.zeros((n_sub, n_ans))
+    present = np.zeros((n_sub, n_ans), dtype=bool)
+    np.add.at(totals, (rows[keep], cols[keep]), weights.ravel()[keep])
+    present[rows[keep], cols[keep]] = True
+    best = np.where(present, totals, -np.inf).max(axis=1, keepdims=True)
+    winners = present & (totals == best)
+    n_win = winners.sum(axis=1)
+    hits = (winners & answer_correct[None, :]).sum(axis=1)
+    return np.where(n_win > 0, hits / np.maximum(n_win, 1), 0.0)
+
+
+def _methods() -> list[str]:
+    return (
+        ["pass", "majority"]
+        + [f"prm_{a}" for a in AGGREGATIONS]
+        + [f"weighted_{a}" for a in AGGREGATIONS]
+    )
+
+
+def _problem_values(
+    p: ProblemSamples, k: int, n_subsets: int, rng: np.random.Generator
+) -> tuple[dict[str, float], bool]:
+    n = len(p.correct)
+    idx, exact = _subsets(n, k, n_subsets, rng)
+    out = {"pass": pass_at_n(n, int(p.correct.sum()), k)}
+    answer_ids = p.answer_ids[idx]
+    out["majority"] = float(_vote(answer_ids, np.ones(idx.shape), p.answer_correct).mean())
+    correct = p.correct[idx]
+    for how in AGGREGATIONS:
+        s = p.scores[how][idx]
+        out[f"prm_{how}"] = float(_pick_best(s, correct).mean())
+        out[f"weighted_{how}"] = float(_vote(answer_ids, s, p.answer_correct).mean())
+    return out, exact
+
+
+def _ns(n_max: int) -> list[int]:
+    ns, k = [], 1
+    while k < n_max:
+        ns.append(k)
+        k *= 2
+    return [*ns, n_max]
+
+
+def best_of_n(
+    problems: Sequence[ProblemSamples],
+    *,
+    ns: Sequence[int] | None = None,
+    n_subsets: int = 200,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Accuracy vs N for every method, with bootstrap confidence intervals over problems.
+
+    Args:
+        problems: From :func:`group_problems`.
+        ns: The N values (default 1, 2, 4, ..., N_max, where N_max is the smallest number of
+            solutions any problem has).
+        n_subsets: Subsets per problem and N (all of them when there are fewer).
+        n_bootstrap: Bootstrap resamples of the problems.
+        confidence: Central interval mass.
+        seed: Seeds subset sampling and the bootstrap.
+
+    Returns:
+        ``{"n_problems", "n_per_problem": {"min", "max"}, "ns", "pass@1": {"mean", "ci"},
+        "curves": {method: [{"n", "mean", "ci": [lo, hi], "exact"}]}, "settings": {...},
+        "notes"}`` with accuracies in percent.
+    """
+    if not problems:
+        raise PrmkitError(
+            "no problems",
+            expected="scored solutions of at least one problem",
+            fix="pass a non-empty scores file",
+        )
+    if any(np.any(s < 0) for p in problems for s in p.scores.values()):
+        raise PrmkitError(
+            "negative PRM scores",
+            expected="scores >= 0 (probabilities)",
+            fix="score with a probability head; weighted voting and prod need non-negative scores",
+        )
+    counts = [len(p.correct) for p in problems]
+    n_max = min(counts)
+    ns = list(ns) if ns is not None else _ns(n_max)
+    bad = [k for k in ns if not 1 <= k <= n_max]
+    if bad:
+        raise PrmkitError(
+            "N out of range",
+            got=bad,
+            expected=f"1 <= N <= {n_max} (the fewest solutions of any problem)",
+            fix="lower N or sample more solutions",
+        )
+    rng = np.random.default_rng(seed)
+    boot = rng.integers(0, len(problems), size=(n_bootstrap, len(problems)))
+    tail = (1 - confidence) / 2 * 100
+    curves: dict[str, list[dict[str, Any]]] = {m: [] for m in _methods()}
+
+    def summarize(values: np.ndarray) -> tuple[float, list[float]]:
+        means = 100 * values[boot].mean(axis=1)
+        lo, hi = np.percentile(means, [tail, 100 - tail])
+        return float(100 * values.mean()), [float(lo), float(hi)]
+
+    for k in ns:
+        per_problem = {m: np.empty(len(problems)) for m in curves}
+        all_exact = True
+        for i, p in enumerate(problems):
+            values, exact = _problem_values(p, k, n_subsets, rng)
+            all_exact &= exact
+            for m, v in values.items():
+                per_problem[m][i] = v
+        for m, vals in per_problem.items():
+            mean, ci = summarize(vals)
+            curves[m].append({"n": k, "mean": mean, "ci": ci, "exact": all_exact or m == "pass"})
+    acc1 = np.array([p.correct.mean() for p in problems])
+    mean1, ci1 = summarize(acc1)
+    notes = []
+    if min(counts) != max(counts):
+        notes.append(
+            f"problems have {min(counts)} to {max(counts)} solutions; N_max = "
+            f"{n_max}, subsets are drawn from all of each problem's solutions"
+        )
+    return {
+        "n_problems": len(problems),
+        "n_per_problem": {"min": min(counts), "max": max(counts)},
+        "ns": ns,
+        "pass@1": {"mean": mean1, "ci": ci1},
+        "curves": curves,
+        "settings": {
+            "n_subsets": n_subsets,
+            "n_bootstrap": n_bootstrap,
+            "confidence": confidence,
+            "seed": seed,
+        },
+        "notes": notes,
+    }
+
+
+def run_best_of_n(
+    scores: str | os.PathLike[str],
+    *,
+    correct_key: str = "correct",
+    correct_from: Literal["meta", "labels"] = "meta",
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Read ScoredTrace records and run :func:`best_of_n` (keyword arguments pass through)."""
+    traces = read_records(scores, ScoredTrace)
+    return best_of_n(
+        group_problems(traces, correct_key=correct_key, correct_from=correct_from), **kwargs
+    )
