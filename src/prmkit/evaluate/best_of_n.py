@@ -24,7 +24,7 @@ A method's accuracy at N is the mean over problems (percent); its confidence int
 percentile bootstrap over problems (``n_bootstrap`` resamples of the problem set).
 
 Example:
-    >>> aggregate([0.9, 0.5, 0.8], "min")
+    >>> pass_at_n(4, 1, 2)  # 1 - C(3, 2) / C(4, 2)
     0.5
 """
 
@@ -41,36 +41,15 @@ import numpy as np
 
 from prmkit.errors import PrmkitError, RecordError
 from prmkit.records import ScoredTrace, read_records
+from prmkit.score.aggregate import AGGREGATIONS, aggregate
 
 __all__ = [
-    "AGGREGATIONS",
     "ProblemSamples",
-    "aggregate",
     "best_of_n",
     "group_problems",
     "pass_at_n",
     "run_best_of_n",
 ]
-
-AGGREGATIONS = ("min", "prod", "last", "mean")
-
-
-def aggregate(step_scores: Sequence[float], how: str) -> float:
-    """One score per solution from its step scores: ``min``, ``prod``, ``last`` or ``mean``."""
-    if how == "min":
-        return float(min(step_scores))
-    if how == "prod":
-        return float(math.prod(step_scores))
-    if how == "last":
-        return float(step_scores[-1])
-    if how == "mean":
-        return float(sum(step_scores) / len(step_scores))
-    raise PrmkitError(
-        "unknown aggregation",
-        got=how,
-        expected=f"one of {AGGREGATIONS}",
-        fix="pick a listed aggregation",
-    )
 
 
 @dataclass

@@ -140,10 +140,12 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(
-        c.rjust(w) if i else c.ljust(w)  # noqa: E731
-        for i, (c, w) in enumerate(zip(r, widths, strict=True))
-    )
+
+    def line(r):
+        return "  ".join(
+            c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        )
+
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
