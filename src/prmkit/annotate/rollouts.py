@@ -1,0 +1,213 @@
+"""Rollouts on demand: "the first k rollouts of this state", drawn once, stored, then reused.
+
+:class:`RolloutEngine` is what every rollout-based labeler (Monte Carlo, binary search, OmegaPRM)
+asks for samples. A request names a :class:`State` (a problem plus a step prefix) and how many
+rollouts it needs. Rollouts already in the :class:`~prmkit.annotate.store.RolloutStore` are
+reused; the missing ones are drawn from the :class:`~prmkit.generate.protocol.Generator` to the
+end of the solution, checked with the :class:`~prmkit.annotate.protocol.AnswerChecker`, and
+stored, one generator call per transaction.
+
+Determinism and resume: a generator call's seed is derived from the job seed and the call's
+content (each state's key and first missing index). Which calls a job makes depends only on the
+results of earlier calls, and every call is stored whole or not at all, so a job resumed after
+``kill -9`` makes exactly the calls the uninterrupted job made after that point, with the same
+seeds, and ends with the same rollouts and labels. Rollouts are content-addressed: two traces that
+share a prefix (every trace shares the empty prefix of its problem) share its rollouts.
+
+Example:
+    >>> engine = RolloutEngine(generator, store, checker, problems, seed=0)  # doctest: +SKIP
+    >>> rollouts = engine.rollouts([(State.of(trace, 2), 8)])[0]  # doctest: +SKIP
+    >>> sum(r.correct for r in rollouts) / len(rollouts)  # doctest: +SKIP
+    0.375
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+
+from prmkit.annotate.protocol import AnswerChecker
+from prmkit.annotate.store import Rollout, RolloutStore, derive_seed
+from prmkit.errors import ConfigError, RecordError
+from prmkit.generate.protocol import Generator, Prefix, SamplingParams
+from prmkit.records import Problem, Trace
+from prmkit.steps import DEFAULT_SEPARATOR, join_steps
+
+__all__ = ["RolloutEngine", "State", "solution_text"]
+
+
+@dataclass(frozen=True)
+class State:
+    """A problem plus the first steps of a solution: what a rollout continues from.
+
+    Attributes:
+        problem_id: The problem whose answer decides correctness.
+        prompt: The problem text as the policy sees it.
+        steps: The prefix steps.
+        trace_id: The trace that asked first (informative; not part of the key).
+    """
+
+    problem_id: str
+    prompt: str
+    steps: tuple[str, ...]
+    trace_id: str = field(default="", compare=False)
+
+    @classmethod
+    def of(cls, trace: Trace, n_steps: int) -> State:
+        """The state after the first ``n_steps`` steps of ``trace``."""
+        return cls(trace.problem_id, trace.prompt, tuple(trace.steps[:n_steps]), trace.id)
+
+    @property
+    def key(self) -> str:
+        """Content hash of (problem id, prompt, steps): the store's state key."""
+        text = "\x1e".join([self.problem_id, self.prompt, *self.steps])
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def solution_text(steps: Sequence[str], continuation: str = "") -> str:
+    """The whole solution a rollout produced: the prefix steps, then the generated text."""
+    head = join_steps(list(steps))
+    if not continuation.strip():
+        return head
+    return head + DEFAULT_SEPARATOR + continuation.strip() if head else continuation.strip()
+
+
+@dataclass
+class _Usage:
+    calls: int = 0
+    rollouts: int = 0
+    policy_tokens: int = 0
+
+
+class RolloutEngine:
+    """Draws, checks, stores and reuses rollouts.
+
+    Args:
+        generator: The policy (any :class:`Generator`).
+        store: Where rollouts live.
+        checker: Decides whether a rollout's final answer is correct.
+        problems: Problems by id (every requested state's ``problem_id`` must be here).
+        seed: The job seed; every call's seed derives from it.
+        params: Sampling settings (``seed`` is replaced per call).
+        policy: A name for the policy, part of the namespace (e.g. model path + adapter).
+        max_prefixes_per_call: Most states sent to the generator in one call.
+        namespace: Use this namespace instead of one derived from the settings.
+    """
+
+    def __init__(
+        self,
+        generator: Generator,
+        store: RolloutStore,
+        checker: AnswerChecker,
+        problems: Mapping[str, Problem],
+        *,
+        seed: int = 0,
+        params: SamplingParams | None = None,
+        policy: str = "",
+        max_prefixes_per_call: int = 8,
+        namespace: str | None = None,
+    ) -> None:
+        if max_prefixes_per_call < 1:
+            raise ConfigError(
+                "max_prefixes_per_call must be positive",
+                got=max_prefixes_per_call,
+                expected="an integer >= 1",
+                fix="e.g. max_prefixes_per_call=8",
+            )
+        self.generator = generator
+        self.store = store
+        self.checker = checker
+        self.problems = problems
+        self.seed = seed
+        self.params = params or SamplingParams()
+        self.max_prefixes_per_call = max_prefixes_per_call
+        config = {
+            "kind": "rollouts",
+            "policy": policy,
+            "seed": seed,
+            "params": {k: v for k, v in asdict(self.params).items() if k != "seed"},
+        }
+        self.namespace = namespace or store.namespace(config)
+        self.drawn = _Usage()
+        """Rollouts this process drew (not counting ones found in the store)."""
+
+    def _problem(self, state: State) -> Problem:
+        problem = self.problems.get(state.problem_id)
+        if problem is None:
+            raise RecordError(
+                "trace refers to an unknown problem",
+                got=state.problem_id,
+                expected="a problem id present in the problems file",
+                fix="pass the problems file the traces were generated from",
+                where=f"trace {state.trace_id}",
+            )
+        return problem
+
+    def rollouts(self, requests: Sequence[tuple[State, int]]) -> list[list[Rollout]]:
+        """The first ``n`` rollouts of each requested state, drawing the missing ones.
+
+        Requests are served in order; a state requested twice is drawn once.
+        """
+        missing: dict[str, tuple[State, int, int]] = {}  # key -> (state, first missing, n)
+        for state, n in requests:
+            key = state.key
+            have = missing[key][1] if key in missing else self.store.count(self.namespace, key)
+            want = max(n, missing[key][2]) if key in missing else n
+            if want > have:
+                missing[key] = (state, have, want)
+        groups: dict[int, list[tuple[State, int]]] = {}
+        for state, start, want in missing.values():
+            groups.setdefault(want - start, []).append((state, start))
+        for n, items in groups.items():
+            for i in range(0, len(items), self.max_prefixes_per_call):
+                self._draw(items[i : i + self.max_prefixes_per_call], n)
+        return [self.store.get(self.namespace, state.key, n) for state, n in requests]
+
+    def _draw(self, items: list[tuple[State, int]], n: int) -> None:
+        """One generator call: ``n`` new rollouts for each ``(state, first index)``; one commit."""
+        seed = derive_seed(self.seed, *(f"{s.key}:{start}" for s, start in items), n)
+        params = SamplingParams(**{**asdict(self.params), "seed": seed})
+        problems = [self._problem(s) for s, _ in items]  # fail before spending rollouts
+        prefixes = [Prefix(s.prompt, s.steps) for s, _ in items]
+        completions = self.generator.continue_from(prefixes, n, params, stop="solution")
+        rows: list[Rollout] = []
+        if len(completions) != len(items) or any(len(outs) != n for outs in completions):
+            raise RecordError(
+                "the generator returned the wrong number of completions",
+                got=[len(outs) for outs in completions],
+                expected=f"{len(items)} lists of {n} completions",
+                fix="fix the Generator's continue_from: one list of n per prefix",
+            )
+        for (state, start), problem, outs in zip(items, problems, completions, strict=True):
+            for j, completion in enumerate(outs):
+                check = self.checker.check(problem, solution_text(state.steps, completion.text))
+                rows.append(
+                    Rollout(
+                        state=state.key,
+                        idx=start + j,
+                        trace_id=state.trace_id,
+                        prefix_len=len(state.steps),
+                        text=completion.text,
+                        answer=check.answer,
+                        correct=check.correct,
+                        prompt_tokens=completion.prompt_tokens,
+                        completion_tokens=completion.completion_tokens,
+                        finish_reason=completion.finish_reason,
+                        seed=seed,
+                    )
+                )
+        self.store.add(self.namespace, rows)
+        self.drawn.calls += 1
+        self.drawn.rollouts += len(rows)
+        self.drawn.policy_tokens += sum(r.completion_tokens for r in rows)
+
+    def value(self, state: State, k: int) -> tuple[float, list[Rollout]]:
+        """Monte Carlo value of ``state``: the fraction of its first ``k`` rollouts correct."""
+        rollouts = self.rollouts([(state, k)])[0]
+        return sum(r.correct for r in rollouts) / len(rollouts), rollouts
+
+    def check_trace(self, trace: Trace) -> bool:
+        """Whether the trace's own final answer is correct (no rollouts)."""
+        state = State.of(trace, len(trace.steps))
+        return self.checker.check(self._problem(state), solution_text(trace.steps)).correct
