@@ -1,0 +1,477 @@
+"""Format readers/writers and ``prmkit convert``: the real shared data, hand-written fixtures in
+the published PRM800K and Math-Shepherd layouts, round trips, and the lossy-conversion report."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+import warnings
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+
+from prmkit.errors import ConfigError, RecordError
+from prmkit.formats import (
+    FORMATS,
+    ConversionReport,
+    ConvertOptions,
+    LossyConversionWarning,
+    convert,
+    read,
+    write,
+)
+from prmkit.formats import prm800k as prm800k_format
+from prmkit.formats.processbench import labels_for
+from prmkit.records import LabeledTrace, ScoredTrace, Trace, read_records
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "formats"
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def _quiet_read(fmt: str, path: Path, **options) -> tuple[list, ConversionReport]:
+    report = ConversionReport()
+    return list(read(fmt, path, report=report, **options)), report
+
+
+@pytest.fixture(scope="module")
+def processbench_path(shared_data: Path) -> Path:
+    return shared_data / "processbench" / "math.json"
+
+
+@pytest.fixture(scope="module")
+def prmbench_dir(shared_data: Path) -> Path:
+    return shared_data / "prmbench"
+
+
+@pytest.fixture(scope="module")
+def prmbench_read(prmbench_dir: Path) -> tuple[list[LabeledTrace], ConversionReport]:
+    return _quiet_read("prmbench", prmbench_dir)
+
+
+# ---------------------------------------------------------------------------- ProcessBench
+
+
+def test_processbench_rule_on_real_math(processbench_path: Path) -> None:
+    traces, report = _quiet_read("processbench", processbench_path)
+    raw = json.loads(processbench_path.read_text(encoding="utf-8"))
+    assert len(traces) == report.read == 1000
+    assert sum(t.first_error >= 0 for t in traces) == 594
+    labels = [label for t in traces for label in t.labels]
+    assert labels.count(1.0) == 3774  # sum of label over wrong traces + steps of correct ones
+    assert labels.count(0.0) == 594
+    assert labels.count(None) == 2137
+    assert len(labels) == report.steps_read == 6505
+    for item, trace in zip(raw, traces, strict=True):
+        assert trace.id == item["id"] and trace.steps == item["steps"]
+        assert trace.first_error == item["label"]
+        assert trace.labels == labels_for(len(item["steps"]), item["label"])
+        assert trace.meta == {
+            "generator": item["generator"],
+            "final_answer_correct": item["final_answer_correct"],
+        }
+    assert not report.lossy
+
+
+def test_processbench_round_trip_through_prmkit(processbench_path: Path, tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LossyConversionWarning)
+        there = convert("processbench", "prmkit", processbench_path, tmp_path / "r.jsonl")
+        back = convert("prmkit", "processbench", tmp_path / "r.jsonl", tmp_path / "back.json")
+    assert there.written == back.written == 1000
+    original = json.loads(processbench_path.read_text(encoding="utf-8"))
+    assert json.loads((tmp_path / "back.json").read_text(encoding="utf-8")) == original
+
+
+def test_processbench_to_trl_counts_and_one_warning(
+    processbench_path: Path, tmp_path: Path
+) -> None:
+    with pytest.warns(LossyConversionWarning) as caught:
+        report = convert("processbench", "trl", processbench_path, tmp_path / "trl.jsonl")
+    assert len(caught) == 1
+    assert "2,137 steps cut after the first wrong step" in str(caught[0].message)
+    assert report.lost == {"steps cut after the first wrong step": 2137}
+    rows = _lines(tmp_path / "trl.jsonl")
+    raw = json.loads(processbench_path.read_text(encoding="utf-8"))
+    assert len(rows) == 1000
+    for item, row in zip(raw, rows, strict=True):
+        k = item["label"]
+        expected = [True] * len(item["steps"]) if k < 0 else [True] * k + [False]
+        assert row["labels"] == expected
+        assert row["completions"] == item["steps"][: len(expected)]
+        assert set(row) == {"prompt", "completions", "labels", "id"}
+
+
+@pytest.mark.integration
+def test_cli_processbench_to_trl_subprocess(processbench_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "prmkit.cli",
+            "convert",
+            "--from",
+            "processbench",
+            "--to",
+            "trl",
+            str(processbench_path),
+            str(out),
+            "--report",
+            str(tmp_path / "report.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rows = _lines(out)
+    assert len(rows) == 1000
+    flags = [flag for row in rows for flag in row["labels"]]
+    assert flags.count(True) == 3774 and flags.count(False) == 594
+    assert sum(not row["labels"][-1] for row in rows) == 594
+    assert "warning: processbench -> trl conversion: lost: 2,137 steps cut" in proc.stderr
+    assert "wrote 1,000 trl records (4,368 steps)" in proc.stdout
+    assert json.loads((tmp_path / "report.json").read_text())["written"] == 1000
+
+
+# ---------------------------------------------------------------------------- PRMBench
+
+
+def test_prmbench_real_counts(prmbench_read: tuple[list[LabeledTrace], ConversionReport]) -> None:
+    traces, report = prmbench_read
+    assert report.read == 6216
+    assert report.steps_read == 83456
+    # the 5 repeating (idx, classification) pairs differ in content: kept under a suffixed id
+    assert report.dropped == {}
+    assert report.changed == {"rows repeating an (idx, classification) pair kept as <id>#n": 5}
+    suffixed = sorted(t.id for t in traces if "#" in t.id)
+    assert suffixed == [f"multi_solutions_prm_test_p2_{n}#2" for n in (1053, 1058, 863, 889, 997)]
+    assert len({t.id for t in traces}) == len(traces) == 6216
+    # 100 rows name error steps past the end: 151 indices ignored, 16 rows left without errors
+    assert report.lost == {
+        "out-of-range error_steps ignored": 151,
+        "rows whose only error steps are out of range, labelled all correct": 16,
+        "blank steps removed": 15,
+    }
+    labels = [label for t in traces for label in t.labels]
+    assert len(labels) == 83456 - 15
+    assert labels.count(0.0) == 13149 and labels.count(1.0) == 70292
+    circular = next(t for t in traces if t.id == "circular_prm_test_p1_0")
+    assert circular.labels[2:5] == [0.0, 0.0, 0.0] and circular.first_error == 2
+    assert circular.meta["classification"] == "circular" and circular.problem_id == "prm_test_p1_0"
+    assert circular.steps[0].startswith("1. ")  # text kept unchanged by default
+
+
+def test_prmbench_options(prmbench_dir: Path) -> None:
+    first, report = _quiet_read(
+        "prmbench", prmbench_dir, on_repeated_pair="first", out_of_range="drop"
+    )
+    assert len(first) == 6216 - 5 - 100
+    assert report.dropped == {
+        "rows repeating an (idx, classification) pair, content differs": 5,
+        "rows with error_steps out of range": 100,
+    }
+    with pytest.raises(
+        RecordError,
+        match=r"prm800k_test_p1_4o_circular\.jsonl:54 field "
+        r"'error_steps': error index out of range; got \[34\]",
+    ):
+        _quiet_read("prmbench", prmbench_dir, out_of_range="error")
+    stripped, _ = _quiet_read(
+        "prmbench", prmbench_dir / "prm800k_test_p1_4o_circular.jsonl", strip_numbering=True
+    )
+    assert stripped[0].steps[0].startswith("Let's call the price")
+    with_correct, report = _quiet_read("prmbench", prmbench_dir, add_correct=True)
+    correct = [t for t in with_correct if t.meta["classification"] == "correct"]
+    assert len(correct) == 758 and all(t.first_error == -1 for t in correct)
+
+
+def test_prmbench_exact_duplicates_dropped_and_round_trip(
+    prmbench_dir: Path, tmp_path: Path
+) -> None:
+    source = (prmbench_dir / "prm800k_test_p1_4o_confidence.jsonl").read_text().splitlines()[:3]
+    (tmp_path / "pb.jsonl").write_text("\n".join([*source, source[1]]) + "\n")
+    with pytest.warns(LossyConversionWarning, match="1 exact duplicate rows"):
+        report = convert("prmbench", "prmkit", tmp_path / "pb.jsonl", tmp_path / "r.jsonl")
+    assert report.read == 4 and report.written == 3
+    convert("prmkit", "prmbench", tmp_path / "r.jsonl", tmp_path / "back.jsonl")
+    assert _lines(tmp_path / "back.jsonl") == [json.loads(line) for line in source]
+
+
+def test_prmbench_to_trl_counts(prmbench_dir: Path, tmp_path: Path) -> None:
+    with pytest.warns(LossyConversionWarning):
+        report = convert("prmbench", "trl", prmbench_dir, tmp_path / "trl.jsonl")
+    rows = _lines(tmp_path / "trl.jsonl")
+    assert len(rows) == report.written == 6216
+    flags = [flag for row in rows for flag in row["labels"]]
+    assert flags.count(True) == 43462 and flags.count(False) == 6035
+    assert report.lost["steps cut after the first wrong step"] == 33944
+
+
+# ---------------------------------------------------------------------------- PRM800K
+
+
+def test_prm800k_chosen_path() -> None:
+    traces, report = _quiet_read("prm800k", FIXTURES / "prm800k.jsonl")
+    assert [t.id for t in traces] == ["prm800k-1", "prm800k-2", "prm800k-4"]
+    phase2, phase1, gave_up = traces
+    # phase 2: neutral first step -> positive; the unchosen -1 step is the last, first error
+    assert phase2.labels == [1.0, 1.0, 0.0] and phase2.first_error == 2
+    assert phase2.answer == "14" and phase2.meta["ratings"] == [0, 1, -1]
+    assert phase2.meta["ground_truth_answer"] == "17" and phase2.meta["generation"] == 9
+    # phase 1: the chosen alternative, then the human-written step (correct)
+    assert phase1.steps == ["$7 \\times 6 = 42$.", "$42 - 2 = 40$.", "# Answer\n\n40"]
+    assert phase1.labels == [1.0, 1.0, 1.0] and phase1.answer == "40"
+    # the null rating ends the path
+    assert gave_up.steps == ["The primes below $20$ are $2, 3, 5, 7, 11, 13, 17, 19$."]
+    assert report.read == 5
+    assert report.dropped == {
+        "lines with finish_reason 'bad_problem'": 1,
+        "lines with no rated step on the chosen path": 1,
+    }
+    assert report.lost == {
+        "alternative completions off the chosen path": 3,
+        "steps cut at a null rating": 1,
+        "unchosen completions at the end of the path": 2,
+    }
+    assert report.changed == {"neutral (0) ratings mapped to positive": 1}
+
+
+def test_prm800k_neutral_negative_and_skip_reasons() -> None:
+    traces, report = _quiet_read(
+        "prm800k",
+        FIXTURES / "prm800k.jsonl",
+        neutral="negative",
+        skip_finish_reasons=["bad_problem", "give_up"],
+    )
+    assert [t.id for t in traces] == ["prm800k-1", "prm800k-2"]
+    assert traces[0].labels == [0.0, 1.0, 0.0] and traces[0].first_error == 0
+    assert report.dropped["lines with finish_reason 'give_up'"] == 2
+    with pytest.raises(ConfigError, match="neutral"):
+        _quiet_read("prm800k", FIXTURES / "prm800k.jsonl", neutral="zero")
+
+
+def test_prm800k_write_restores_ratings(tmp_path: Path) -> None:
+    traces, _ = _quiet_read("prm800k", FIXTURES / "prm800k.jsonl")
+    prm800k_format.write(tmp_path / "out.jsonl", traces, report=ConversionReport())
+    again, _ = _quiet_read("prm800k", tmp_path / "out.jsonl")
+    assert [(t.steps, t.labels, t.meta["ratings"]) for t in again] == [
+        (t.steps, t.labels, t.meta["ratings"]) for t in traces
+    ]
+    rows = _lines(tmp_path / "out.jsonl")
+    assert rows[0]["label"]["steps"][2]["chosen_completion"] is None  # phase-2 style error step
+    assert rows[0]["label"]["finish_reason"] == "found_error"
+
+
+# ---------------------------------------------------------------------------- Math-Shepherd
+
+
+def test_math_shepherd_read() -> None:
+    traces, report = _quiet_read("math_shepherd", FIXTURES / "math_shepherd.jsonl")
+    assert [t.labels for t in traces] == [[1.0] * 3, [1.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    assert [t.first_error for t in traces] == [-1, 2, 0]
+    assert traces[1].prompt == (
+        "A book costs $12 and a pen costs $3. How much do 2 books and 3 pens cost?"
+    )
+    assert traces[1].steps[3] == "Step 4: The answer is: 32"
+    assert traces[2].meta == {"task": "MATH"} and not report.lossy
+
+
+def test_math_shepherd_round_trip(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LossyConversionWarning)
+        convert("math_shepherd", "prmkit", FIXTURES / "math_shepherd.jsonl", tmp_path / "r.jsonl")
+        convert("prmkit", "math_shepherd", tmp_path / "r.jsonl", tmp_path / "back.jsonl")
+    assert (tmp_path / "back.jsonl").read_text() == (FIXTURES / "math_shepherd.jsonl").read_text()
+    # and prmkit -> math_shepherd -> prmkit keeps the records
+    records = read_records(tmp_path / "r.jsonl", LabeledTrace)
+    again, _ = _quiet_read("math_shepherd", tmp_path / "back.jsonl")
+    assert [(t.prompt, t.steps, t.labels) for t in again] == [
+        (t.prompt, t.steps, t.labels) for t in records
+    ]
+
+
+def _trace(steps: list[str], labels: list, tid: str = "t1") -> LabeledTrace:
+    from prmkit.records import first_error_from_labels
+
+    return LabeledTrace(
+        id=tid,
+        problem_id="p1",
+        prompt="What is 3 + 4, doubled?",
+        steps=steps,
+        labels=labels,
+        first_error=first_error_from_labels(labels),
+        label_source="mc",
+    )
+
+
+def test_math_shepherd_write_numbers_steps_and_rounds(tmp_path: Path) -> None:
+    trace = _trace(["3 + 4 = 7", "7 * 2 = 15", "So 15."], [0.9, 0.2, None])
+    report = ConversionReport()
+    write("math_shepherd", tmp_path / "ms.jsonl", [trace], report=report)
+    (row,) = _lines(tmp_path / "ms.jsonl")
+    assert row["input"] == "What is 3 + 4, doubled? Step 1: 3 + 4 = 7 ки\nStep 2: 7 * 2 = 15 ки"
+    assert row["label"] == "What is 3 + 4, doubled? Step 1: 3 + 4 = 7 +\nStep 2: 7 * 2 = 15 -"
+    assert report.lost == {
+        "steps cut at an unknown (null) label": 1,
+        "soft labels rounded at threshold 0.5": 2,
+    }
+    assert report.changed == {"steps given a 'Step k:' prefix": 2}
+
+
+# ---------------------------------------------------------------------------- TRL, OpenRLHF
+
+
+def test_trl_write_truncates_rounds_and_warns_once(tmp_path: Path) -> None:
+    traces = [
+        _trace(["a", "b", "c", "d"], [1.0, 0.7, 0.3, 1.0]),
+        _trace(["a", "b"], [0.5, 1.0], "t2"),
+        _trace(["a", "b", "c"], [1.0, None, 0.0], "t3"),
+    ]
+    with pytest.warns(LossyConversionWarning) as caught:
+        n = write("trl", tmp_path / "t.jsonl", traces)
+    assert n == 3 and len(caught) == 1
+    message = str(caught[0].message)
+    assert "1 steps cut after the first wrong step" in message
+    assert "3 soft labels rounded at threshold 0.5" in message
+    assert "2 steps cut at an unknown (null) label" in message
+    rows = _lines(tmp_path / "t.jsonl")
+    assert [r["labels"] for r in rows] == [[True, True, False], [True, True], [True]]
+    assert rows[0]["completions"] == ["a", "b", "c"]
+    back, _ = _quiet_read("trl", tmp_path / "t.jsonl")
+    assert back[0].labels == [1.0, 1.0, 0.0] and back[0].first_error == 2 and back[0].id == "t1"
+
+
+def test_trl_threshold_and_without_id(tmp_path: Path) -> None:
+    report = ConversionReport()
+    write(
+        "trl",
+        tmp_path / "t.jsonl",
+        [_trace(["a", "b"], [0.7, 0.9])],
+        report=report,
+        threshold=0.8,
+        with_id=False,
+    )
+    assert _lines(tmp_path / "t.jsonl") == [
+        {"prompt": "What is 3 + 4, doubled?", "completions": ["a"], "labels": [False]}
+    ]
+
+
+def test_openrlhf_round_trip_and_options(tmp_path: Path) -> None:
+    traces = [
+        _trace(["3 + 4 = 7", "7 * 2 = 15"], [1.0, 0.0]),
+        _trace(["Step 1: 3 + 4 = 7", "Step 2: 7 * 2 = 14"], [0.75, 1.0], "t2"),
+    ]
+    write("openrlhf", tmp_path / "o.jsonl", traces, report=ConversionReport())
+    rows = _lines(tmp_path / "o.jsonl")
+    assert rows[0] == {
+        "input": "What is 3 + 4, doubled? 3 + 4 = 7 ки\n7 * 2 = 15 ки",
+        "value": ["+", "-"],
+        "prompt": "What is 3 + 4, doubled?",
+        "id": "t1",
+    }
+    back, _ = _quiet_read("openrlhf", tmp_path / "o.jsonl")
+    assert [(t.id, t.prompt, t.steps) for t in back] == [(t.id, t.prompt, t.steps) for t in traces]
+    assert back[1].labels == [1.0, 1.0]
+    # soft values and custom keys/tokens, as OpenRLHF's --label_key/--placeholder_token allow
+    write(
+        "openrlhf",
+        tmp_path / "s.jsonl",
+        traces,
+        report=ConversionReport(),
+        soft_values=True,
+        input_key="text",
+        label_key="label",
+        placeholder="<step>",
+    )
+    soft = _lines(tmp_path / "s.jsonl")
+    assert soft[1]["label"] == [0.75, 1.0] and soft[1]["text"].count("<step>") == 2
+    again, _ = _quiet_read(
+        "openrlhf", tmp_path / "s.jsonl", input_key="text", label_key="label", placeholder="<step>"
+    )
+    assert again[1].labels == [0.75, 1.0]
+    # rows without a prompt key (Math-Shepherd text) split at "Step 1:"
+    (tmp_path / "ms.jsonl").write_text(
+        json.dumps({"input": "Q? Step 1: a ки\nStep 2: b ки", "value": ["-", "+"]}) + "\n"
+    )
+    (plain,), _ = _quiet_read("openrlhf", tmp_path / "ms.jsonl")
+    assert plain.prompt == "Q?" and plain.steps == ["Step 1: a", "Step 2: b"]
+    assert plain.labels == [0.0, 1.0]
+
+
+# ---------------------------------------------------------------------------- convert API
+
+
+def test_prmkit_parquet_and_unlabeled_records(tmp_path: Path) -> None:
+    plain = Trace(id="u1", problem_id="p", prompt="q", steps=["s"])
+    scored = ScoredTrace(
+        id="s1",
+        problem_id="p",
+        prompt="q",
+        steps=["s", "t"],
+        step_scores=[0.9, 0.1],
+        prm="x",
+        labels=[1.0, 0.0],
+        first_error=1,
+        label_source="exact",
+    )
+    labeled = _trace(["a"], [1.0], "l1")
+    from prmkit.records import write_records
+
+    write_records(tmp_path / "mixed.parquet", [plain, scored, labeled])
+    with pytest.warns(LossyConversionWarning, match="1 records without step labels"):
+        report = convert("prmkit", "trl", tmp_path / "mixed.parquet", tmp_path / "t.jsonl")
+    assert report.read == 3 and report.written == 2
+    assert report.lost == {"step scores of scored traces not written": 2}
+    assert [r["id"] for r in _lines(tmp_path / "t.jsonl")] == ["s1", "l1"]
+
+
+def test_convert_rejects_unknown_and_unused_options(tmp_path: Path) -> None:
+    src = FIXTURES / "math_shepherd.jsonl"
+    with pytest.raises(ConfigError, match="unknown conversion option"):
+        convert("math_shepherd", "trl", src, tmp_path / "o.jsonl", nuetral="positive")
+    with pytest.raises(ConfigError, match=r"'neutral' applies to: read prm800k"):
+        convert("math_shepherd", "trl", src, tmp_path / "o.jsonl", neutral="positive")
+    with pytest.raises(ConfigError, match="unknown input format"):
+        convert("prm801k", "trl", src, tmp_path / "o.jsonl")
+    with pytest.raises(ConfigError, match="threshold"):
+        convert("math_shepherd", "trl", src, tmp_path / "o.jsonl", threshold=1.5)
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_option_defaults_match_function_defaults() -> None:
+    defaults = {
+        f.name: (f.default_factory() if callable(f.default_factory) else f.default)
+        for f in fields(ConvertOptions)
+    }
+    seen = set()
+    for module in FORMATS.values():
+        for fn, names in ((module.read, module.READ_OPTIONS), (module.write, module.WRITE_OPTIONS)):
+            params = inspect.signature(fn).parameters
+            for name in names:
+                value = params[name].default
+                value = list(value) if isinstance(value, tuple) else value
+                assert value == defaults[name], (module.NAME, name)
+                seen.add(name)
+    assert seen == set(defaults)
+
+
+def test_failed_conversion_leaves_no_output(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(
+        json.dumps({"prompt": "q", "completions": ["a"], "labels": [True]})
+        + "\n"
+        + json.dumps({"prompt": "q", "completions": ["a"], "labels": ["yes"]})
+        + "\n"
+    )
+    out = tmp_path / "out.jsonl"
+    with pytest.raises(RecordError):
+        convert("trl", "prmkit", bad, out)
+    assert not out.exists() and list(tmp_path.iterdir()) == [bad]
