@@ -25,11 +25,22 @@ from prmkit.generate.protocol import Completion, Prefix, SamplingParams
 from prmkit.records import Problem, Trace
 from prmkit.tasks.arithmetic import gold_solution, make_problem
 
-_RESULT = re.compile(r"=\s*(-?\d+)\s*$")
+_RESULT = re.compile(r"=\s*(-?\d+(?:\.\d+)?)\s*$")
+
+
+def _apply(op: str, value: float, n: int) -> float:
+    """Exact arithmetic; a wrong value that does not divide stays a (never right) decimal."""
+    if op == "/":
+        return value // n if value % n == 0 else round(value / n, 3)
+    return {"+": value + n, "-": value - n, "*": value * n}[op]
 
 
 class ScriptedPolicy:
-    """A Generator for arithmetic prompts that slips on each operation with probability ``slip``."""
+    """A Generator for arithmetic prompts that slips on each operation with probability ``slip``.
+
+    A slip adds 1-3 to the result, and every operation keeps an excess positive, so a wrong
+    value is never repaired: the first error of a trace is exactly where its value goes wrong.
+    """
 
     def __init__(self, problems: Sequence[Problem], slip: float = 0.15) -> None:
         self.by_prompt = {p.prompt: p for p in problems}
@@ -43,13 +54,14 @@ class ScriptedPolicy:
         for step in prefix.steps:
             match = _RESULT.search(step)
             if match:
-                value, done = int(match.group(1)), done + 1
+                value, done = float(match.group(1)), done + 1
+                value = int(value) if value == int(value) else value
         lines = []
         for op, n, clause in list(zip(meta["ops"], meta["operands"], meta["clauses"], strict=True))[
             done:
         ]:
-            exact = {"+": value + n, "-": value - n, "*": value * n, "/": value // n}[op]
-            result = exact + rng.choice([-2, -1, 1, 2]) if rng.random() < self.slip else exact
+            exact = _apply(op, value, n)
+            result = exact + rng.choice([1, 2, 3]) if rng.random() < self.slip else exact
             lines.append(f"{clause}: {value} {op} {n} = {result}")
             value = result
         lines.append(f"The answer is {value}.")
@@ -88,7 +100,7 @@ def corrupt(problem: Problem, step: int, trace_id: str) -> Trace:
     for i, (op, n, clause) in enumerate(
         zip(meta["ops"], meta["operands"], meta["clauses"], strict=True)
     ):
-        exact = {"+": value + n, "-": value - n, "*": value * n, "/": value // n}[op]
+        exact = _apply(op, value, n)
         result = exact + 1 if i == step else exact
         steps.append(f"{clause}: {value} {op} {n} = {result}")
         value = result
