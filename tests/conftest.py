@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from prmkit.testing import build_tiny_lm
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -35,25 +37,6 @@ def smol_tokenizer():
     from prmkit.models import load_tokenizer
 
     return load_tokenizer("smollm2")
-
-
-def build_tiny_lm(vocab_size: int, *, seed: int = 0, hidden: int = 64, layers: int = 2):
-    """A tiny random-weight Llama-architecture causal LM (SmolLM2's architecture family)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=2048,
-        tie_word_embeddings=True,
-    )
-    return LlamaForCausalLM(config).eval()
 
 
 @pytest.fixture(scope="session")

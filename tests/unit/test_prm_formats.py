@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForTokenClassification
 
-from conftest import build_tiny_lm
+from prmkit.testing import build_tiny_lm
 from prmkit.errors import ConfigError, DataFormatError, ModelLoadError
 from prmkit.prm import PRMSpec, encode, load_spec, save_spec
 from prmkit.prm.heads import PRM
