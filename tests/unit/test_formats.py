@@ -475,3 +475,21 @@ def test_failed_conversion_leaves_no_output(tmp_path: Path) -> None:
     with pytest.raises(RecordError):
         convert("trl", "prmkit", bad, out)
     assert not out.exists() and list(tmp_path.iterdir()) == [bad]
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_every_format_reads_back_what_it_writes(fmt: str, tmp_path: Path) -> None:
+    traces, _ = _quiet_read("math_shepherd", FIXTURES / "math_shepherd.jsonl")
+    out = tmp_path / ("out.json" if fmt == "processbench" else "out.jsonl")
+    write(fmt, out, traces, report=ConversionReport())
+    back, _ = _quiet_read(fmt, out)
+    assert [t.prompt for t in back] == [t.prompt for t in traces]
+    for old, new in zip(traces, back, strict=True):
+        assert new.first_error == old.first_error
+        kept = len(new.steps)  # trl ends at the first wrong step
+        assert new.steps == old.steps[:kept]
+        if fmt == "processbench":
+            assert new.labels == labels_for(len(old.steps), old.first_error)
+            assert "final_answer_correct" not in new.meta  # written as null: unknown
+        else:
+            assert new.labels == old.labels[:kept]

@@ -115,7 +115,8 @@ def read(
         meta = {}
         if "generator" in item:
             meta["generator"] = require(item, "generator", str, where)
-        if "final_answer_correct" in item:
+        correct = item.get("final_answer_correct")
+        if correct is not None:  # null: unknown (written so by converters from other formats)
             meta["final_answer_correct"] = require(item, "final_answer_correct", bool, where)
         report.read += 1
         report.steps_read += len(steps)
