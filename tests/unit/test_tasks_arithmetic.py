@@ -312,6 +312,115 @@ TABLE = [
 ]
 
 
+# Real outputs of SmolLM2-135M-Instruct (greedy, 3-shot with gold solutions, prompts from
+# prmkit/prompts/arithmetic.txt), on problems rebuilt from their start value and operations.
+PROBLEMS.update(
+    {
+        "r1": build_problem(5, [("+", 10), ("*", 2), ("+", 20), ("*", 2)], id="r1"),
+        "r2": build_problem(30, [("+", 25), ("+", 24), ("-", 4)], id="r2"),
+        "r3": build_problem(9, [("*", 2), ("-", 4), ("*", 3)], id="r3"),
+        "r4": build_problem(7, [("-", 3), ("-", 3), ("+", 4), ("+", 23)], id="r4"),
+        "r5": build_problem(22, [("-", 11), ("*", 4)], id="r5"),
+        "r6": build_problem(14, [("+", 11), ("-", 24)], id="r6"),
+        "r7": build_problem(26, [("-", 1), ("-", 4)], id="r7"),
+        "r8": build_problem(10, [("+", 9), ("+", 12), ("-", 2)], id="r8"),
+        "r9": build_problem(16, [("+", 1), ("*", 2), ("+", 7)], id="r9"),
+    }
+)
+TABLE += [
+    (
+        "real: wrong operation lands on a later gold value",
+        "r1",
+        ["He buys 10 more: 5 * 10 = 50", "He ends up with 2 * 50 = 100", "The answer is 100."],
+        [F, N, N],
+        "100",
+        True,
+    ),
+    (
+        "real: subtracts instead of adding, bad arithmetic",
+        "r2",
+        ["He gets 25 more: 30 - 25 = 10", "He loses 4: 10 - 4 = 6", "The answer is 6."],
+        [F, N, N],
+        "6",
+        False,
+    ),
+    (
+        "real: operation of a later sentence, true arithmetic",
+        "r3",
+        [
+            "He ends up with 3 times as many: 9 - 3 = 6",
+            "He ends up with 3 times as many: 6 * 3 = 18",
+            "The answer is 18.",
+        ],
+        [F, N, N],
+        "18",
+        False,
+    ),
+    (
+        "real: correct first step, invented second",
+        "r4",
+        [
+            "She sells 3: 7 - 3 = 4",
+            "She ends up with 4: 4 + 4 = 8",
+            "She gets 23 more: 8 + 23 = 21",
+            "The answer is 21.",
+        ],
+        [T, F, N, N],
+        "21",
+        False,
+    ),
+    (
+        "real: 22 - 11 = 1",
+        "r5",
+        [
+            "She gives away 11: 22 - 11 = 1",
+            "She ends up with 4 times as many: 4 * 4 = 16",
+            "She finds 16 more: 16 + 16 = 26",
+            "The answer is 26.",
+        ],
+        [F, N, N, N],
+        "26",
+        False,
+    ),
+    (
+        "real: right answer by luck after wrong steps",
+        "r6",
+        ["He gets 11: 14 - 11 = 1", "He loses 24: 14 - 24 = 1", "The answer is 1."],
+        [F, N, N],
+        "1",
+        True,
+    ),
+    (
+        "real: number not in the problem",
+        "r7",
+        ["She sells 4: 2 * 4 = 8", "She ends up with 2 * 8 = 16", "The answer is 16."],
+        [F, N, N],
+        "16",
+        False,
+    ),
+    (
+        "real: skips the first operation",
+        "r8",
+        ["Eva gets 12 more: 10 + 12 = 22", "She sells 2: 22 - 2 = 18", "The answer is 18."],
+        [F, N, N],
+        "18",
+        False,
+    ),
+    (
+        "real: stops one operation early",
+        "r9",
+        [
+            "Max gets 1 more: 16 + 1 = 17",
+            "He ends up with 2 times as many: 17 * 2 = 34",
+            "The answer is 34.",
+        ],
+        [T, T, F],
+        "34",
+        False,
+    ),
+]
+
+
 @pytest.mark.parametrize(
     ("problem", "steps", "correct", "final_answer", "answer_correct"),
     [pytest.param(*row[1:], id=row[0]) for row in TABLE],

@@ -341,13 +341,14 @@ def _arith_meta(problem: Problem) -> dict[str, Any]:
 def gold_solution(problem: Problem) -> list[str]:
     """The gold worked solution as steps: one per operation, then ``The answer is N.``.
 
-    For GSM8K problems the steps of the reference solution (``meta["gold_steps"]``).
+    For GSM8K problems: the lines of the reference solution (``meta["gold_steps"]``) and the
+    answer line.
 
     Example:
         ``["He buys 5 more: 12 + 5 = 17", "He gives away 3: 17 - 3 = 14", "The answer is 14."]``
     """
     if problem.meta.get("task") != "arithmetic" and "gold_steps" in problem.meta:
-        return list(problem.meta["gold_steps"])
+        return [*problem.meta["gold_steps"], f"The answer is {problem.answer}."]
     meta = _arith_meta(problem)
     states = meta["states"]
     steps = [

@@ -268,7 +268,7 @@ class StepCheck:
         return [None if c is None else float(c) for c in self.correct]
 
 
-def _gold(problem: Problem) -> tuple[list[Fraction], set[Fraction]]:
+def _gold(problem: Problem) -> tuple[list[Fraction], list[Fraction], set[Fraction]]:
     meta = problem.meta
     if meta.get("task") != "arithmetic" or "states" not in meta or "operands" not in meta:
         raise CheckerError(
@@ -278,7 +278,8 @@ def _gold(problem: Problem) -> tuple[list[Fraction], set[Fraction]]:
             fix="generate problems with `prmkit problems task=arithmetic`",
         )
     states = [Fraction(s) for s in meta["states"]]
-    return states, set(states) | {Fraction(n) for n in meta["operands"]}
+    operands = [Fraction(n) for n in meta["operands"]]
+    return states, operands, set(states) | set(operands)
 
 
 def _find_answer(text: str) -> tuple[str | None, bool, str]:
@@ -309,7 +310,7 @@ def check_steps(problem: Problem, steps: list[str], *, require_answer: bool = Tr
         >>> check_steps(p, gold_solution(p)).first_error
         -1
     """
-    states, grounded = _gold(problem)
+    states, operands, grounded = _gold(problem)
     final = states[-1]
     k = 0
     seen_claims: set[str] = set()
@@ -331,7 +332,7 @@ def check_steps(problem: Problem, steps: list[str], *, require_answer: bool = Tr
             reasons.append("not judged (after the first error)")
             continue
         ok, why, k = _judge(
-            body, number, has_answer, states, grounded, k, seen_claims, reached_values
+            body, number, has_answer, states, operands, grounded, k, seen_claims, reached_values
         )
         correct.append(ok)
         reasons.append(why)
@@ -359,6 +360,7 @@ def _judge(
     answer: str | None,
     has_answer: bool,
     states: list[Fraction],
+    operands: list[Fraction],
     grounded: set[Fraction],
     k: int,
     seen_claims: set[str],
@@ -371,6 +373,7 @@ def _judge(
         if match:
             stated = Fraction(match.group(1))
     helpers: set[Fraction] = set()
+    used: set[Fraction] = set()  # numbers the step's equations computed with
     notes: list[str] = []
     for i, claim in enumerate(claims):
         last = i == len(claims) - 1
@@ -391,8 +394,18 @@ def _judge(
                 ),
                 k,
             )
+        used.update(claim.operands)
         value = claim.sides[-1]
         j = states.index(value) if value in states else -1
+        if j > k and not _follows_gold(used, states, operands, j):
+            return (
+                False,
+                (
+                    f"{claim.text!r} lands on {_show(value)} (state {j}) without the gold "
+                    f"operations that lead there (wrong operation, right value by chance)"
+                ),
+                k,
+            )
         if j > k:
             notes.append(f"{claim.text} reaches state {j}" + (" (merged)" if j > k + 1 else ""))
             k = j
@@ -447,6 +460,15 @@ def _judge(
         notes.append(f"answers {_show(value)}")
         k = len(states) - 1
     return True, "; ".join(notes) or "no claim", k
+
+
+def _follows_gold(
+    used: set[Fraction], states: list[Fraction], operands: list[Fraction], j: int
+) -> bool:
+    """Whether ``used`` holds some gold state ``states[a]`` and the operands of ops ``a..j-1``."""
+    return any(
+        states[a] in used and all(operands[t] in used for t in range(a, j)) for a in range(j)
+    )
 
 
 def check_solution(problem: Problem, text: str, *, require_answer: bool = True) -> StepCheck:

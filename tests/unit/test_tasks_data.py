@@ -1,0 +1,228 @@
+"""GSM8K / MATH-500 loaders on the real files, and final-answer extraction and checking."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+
+import pytest
+
+from prmkit.errors import CheckerError, DataFormatError
+from prmkit.tasks import gold_solution
+from prmkit.tasks.answers import (
+    VerifyStats,
+    check_answer,
+    extract_answer,
+    extract_boxed,
+    verify_answer,
+)
+from prmkit.tasks.data import DATA_ENV
+from prmkit.tasks.gsm8k import gold_steps, load_gsm8k
+from prmkit.tasks.math500 import load_math500
+
+# ----------------------------------------------------------------------------- loaders
+
+
+@pytest.mark.parametrize(("split", "count"), [("train", 7473), ("test", 1319)])
+def test_gsm8k_counts_and_fields(shared_data, split, count):
+    problems = load_gsm8k(split, data_dir=shared_data)
+    assert len(problems) == count
+    assert len({p.id for p in problems}) == count
+    for p in problems:
+        assert re.fullmatch(r"-?\d+(\.\d+)?", p.answer), p.answer
+        assert p.meta["gold_steps"] and not any("<<" in s for s in p.meta["gold_steps"])
+
+
+def test_gsm8k_first_test_problem(shared_data):
+    p = load_gsm8k("test", data_dir=shared_data, limit=1)[0]
+    assert p.id == "gsm8k-test-0" and p.answer == "18"
+    assert p.prompt.startswith("Janet")
+    assert gold_solution(p) == [
+        "Janet sells 16 - 3 - 4 = 9 duck eggs a day.",
+        "She makes 9 * 2 = $18 every day at the farmer’s market.",
+        "The answer is 18.",
+    ]
+
+
+def test_gsm8k_answers_with_commas_are_normalized(shared_data):
+    answers = {p.answer for p in load_gsm8k("train", data_dir=shared_data)}
+    assert "1080" in answers and not any("," in a for a in answers)
+
+
+def test_gsm8k_gold_solutions_check_correct(shared_data):
+    stats = VerifyStats()
+    for p in load_gsm8k("test", data_dir=shared_data):
+        assert check_answer(p, "\n\n".join(gold_solution(p)), stats=stats), p.id
+    assert stats.correct == stats.calls == 1319 and stats.failures == 0
+
+
+def test_math500_count_and_fields(shared_data):
+    problems = load_math500(data_dir=shared_data)
+    assert len(problems) == 500
+    assert problems[0].answer == "\\left( 3, \\frac{\\pi}{2} \\right)"
+    assert problems[0].meta["unique_id"] == "test/precalculus/807.json"
+    assert {p.meta["level"] for p in problems} == {1, 2, 3, 4, 5}
+    assert load_math500(data_dir=shared_data, limit=3) == problems[:3]
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_math500_gold_answers_verify(shared_data):
+    stats = VerifyStats()
+    problems = load_math500(data_dir=shared_data)
+    for p in problems:
+        assert verify_answer(p.answer, p.answer, lenient=True, stats=stats), p.answer
+        assert check_answer(p, p.meta["solution"], lenient=True, stats=stats), p.id
+    assert stats.failures == 0 and stats.correct == 1000
+
+
+def _write(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_data_dir_from_environment(tmp_path, monkeypatch):
+    _write(
+        tmp_path / "gsm8k" / "test.jsonl",
+        [{"question": "1+1?", "answer": "1+1=<<1+1=2>>2\n#### 2"}],
+    )
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    (p,) = load_gsm8k("test")
+    assert p.answer == "2" and p.meta["gold_steps"] == ["1+1=2"]
+
+
+def test_missing_data_names_the_places_tried(tmp_path, monkeypatch):
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    with pytest.raises(DataFormatError, match="data file not found") as info:
+        load_math500()
+    assert str(tmp_path / "math500" / "test.jsonl") in str(info.value)
+    assert DATA_ENV in str(info.value)
+
+
+def test_malformed_gsm8k_line_names_file_and_line(tmp_path):
+    _write(
+        tmp_path / "gsm8k" / "train.jsonl",
+        [{"question": "a", "answer": "b\n#### 1"}, {"question": "c", "answer": "no final"}],
+    )
+    with pytest.raises(DataFormatError, match=r"train\.jsonl:2") as info:
+        load_gsm8k("train", data_dir=tmp_path)
+    assert "#### N" in str(info.value)
+
+
+def test_malformed_math500_line(tmp_path):
+    _write(tmp_path / "math500" / "test.jsonl", [{"problem": "x?", "answer": "1"}])
+    with pytest.raises(DataFormatError, match=r"test\.jsonl:1.*not a MATH-500 record"):
+        load_math500(data_dir=tmp_path)
+
+
+def test_unknown_split():
+    with pytest.raises(DataFormatError, match="unknown GSM8K split"):
+        load_gsm8k("dev")
+
+
+def test_gold_steps_strip_calculator_annotations():
+    text = "He pays 3*4=<<3*4=12>>12 dollars.\n\nThen 12+1=<<12+1=13>>13.\n#### 13"
+    assert gold_steps(text) == ["He pays 3*4=12 dollars.", "Then 12+1=13."]
+
+
+# ----------------------------------------------------------------------------- answers
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("so $\\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"),
+        ("\\boxed{1} then \\boxed{\\{a, b\\}}", "\\{a, b\\}"),
+        ("\\fbox{7}", "7"),
+        ("\\boxed{unclosed", None),
+        ("no box", None),
+    ],
+)
+def test_extract_boxed(text, expected):
+    assert extract_boxed(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12 + 5 = 17\n\nThe answer is 17.", "17"),
+        ("The answer is $1,200.", "1200"),
+        ("The final answer is 14 apples.", "14"),
+        ("Answer: 3.5", "3.5"),
+        ("#### 1,234", "1234"),
+        ("The answer is 5.\n\nThe answer is 6.", "6"),
+        ("We get $\\boxed{42}$. The answer is 41.", "42"),
+        ("The final answer is $\\boxed{\\dfrac{3}{4}}$", "\\dfrac{3}{4}"),
+        ("The answer is x + 1.", "x + 1"),
+        ("12 + 5 = 17", None),
+    ],
+)
+def test_extract_answer(text, expected):
+    assert extract_answer(text) == expected
+
+
+def test_extract_answer_last_number_fallback_is_explicit():
+    assert extract_answer("so 12 + 1,005 = 1,017") is None
+    assert extract_answer("so 12 + 1,005 = 1,017", last_number=True) == "1017"
+
+
+@pytest.mark.parametrize(
+    ("pred", "gold", "same"),
+    [
+        ("\\frac{1}{2}", "0.5", True),
+        ("0.5", "\\frac12", True),
+        ("1/2", "0.5", True),
+        ("\\dfrac{1}{2}", "\\frac{1}{2}", True),
+        ("$1,200", "1200", True),
+        ("1200.0", "1200", True),
+        ("\\$32,\\!348", "32348", True),
+        ("x^2 + 1", "1 + x^{2}", True),
+        ("10\\sqrt{2}", "\\sqrt{200}", True),
+        ("\\{1, 2\\}", "\\{2, 1\\}", True),
+        ("\\left( 3, \\frac{\\pi}{2} \\right)", "\\left( 3, \\frac{\\pi}{2} \\right)", True),
+        ("\\boxed{x^2}", "x^{2}", True),
+        ("3", "4", False),
+        ("\\frac{1}{3}", "0.33", False),
+        ("x + 2", "x + 1", False),
+    ],
+)
+def test_verify_answer_equivalences(pred, gold, same):
+    assert verify_answer(pred, gold) is same
+
+
+def test_no_answer_is_wrong_not_a_failure():
+    stats = VerifyStats()
+    assert not verify_answer(None, "3", stats=stats)
+    assert not verify_answer("  ", "3", stats=stats)
+    assert stats.no_answer == 2 and stats.failures == 0 and stats.calls == 2
+
+
+def test_strict_mode_raises_and_lenient_counts():
+    with pytest.raises(CheckerError, match="cannot parse the gold answer"):
+        verify_answer("1", "")
+    stats = VerifyStats()
+    assert not verify_answer("1", "", lenient=True, stats=stats)
+    assert stats.gold_unparsed == 1 and stats.failures == 1
+    assert "1 failures (1 gold unparsed" in stats.summary()
+
+
+def test_timeout_is_enforced_and_counted():
+    stats = VerifyStats()
+    with pytest.raises(CheckerError, match="timed out after 1 s"):
+        verify_answer("(x+1)^{2000}", "x^{2000}+1", timeout_s=1, stats=stats)
+    assert stats.timeouts == 1
+    assert not verify_answer("(x+1)^{2000}", "x^{2000}+1", timeout_s=1, lenient=True, stats=stats)
+    assert stats.timeouts == 2 and stats.to_dict()["timeouts"] == 2
+
+
+def test_outside_the_main_thread_runs_untimed_and_says_so():
+    stats = VerifyStats()
+    result: list[bool] = []
+    worker = threading.Thread(
+        target=lambda: result.append(verify_answer("\\frac{1}{2}", "0.5", stats=stats))
+    )
+    worker.start()
+    worker.join()
+    assert result == [True] and stats.untimed == 1
+    assert "without timeout" in stats.summary()
