@@ -325,6 +325,8 @@ PROBLEMS.update(
         "r7": build_problem(26, [("-", 1), ("-", 4)], id="r7"),
         "r8": build_problem(10, [("+", 9), ("+", 12), ("-", 2)], id="r8"),
         "r9": build_problem(16, [("+", 1), ("*", 2), ("+", 7)], id="r9"),
+        "r10": build_problem(4, [("-", 3), ("+", 8), ("*", 3)], id="r10"),
+        "r11": build_problem(29, [("-", 10), ("*", 3)], id="r11"),
     }
 )
 TABLE += [
@@ -416,6 +418,27 @@ TABLE += [
         ],
         [T, T, F],
         "34",
+        False,
+    ),
+    (
+        "real: multiplies the wrong number and lands on the next gold value",
+        "r10",
+        ["He loses 3: 4 - 3 = 1", "He ends up with 3 times as many: 3 * 3 = 9", "The answer is 9."],
+        [T, F, N],
+        "9",
+        False,
+    ),
+    (
+        "real: multiplies the operand by itself",
+        "r11",
+        [
+            "He gives away 10: 29 - 10 = 19",
+            "He ends up with 3 times as many: 3 * 3 = 9",
+            "Max has 3 times as many: 9 + 3 = 12",
+            "The answer is 12.",
+        ],
+        [T, F, N, N],
+        "12",
         False,
     ),
 ]
