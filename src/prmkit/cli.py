@@ -25,6 +25,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "convert": ("prmkit.formats.cli", "convert between ProcessBench, PRMBench, PRM800K, "
                 "Math-Shepherd, TRL, OpenRLHF and prmkit records"),
     "problems": ("prmkit.tasks.cli", "write Problem records: built-in arithmetic, GSM8K, MATH-500"),
+    "generate": ("prmkit.generate.cli", "sample solutions from a policy and write Trace records"),
     "check": ("prmkit.tasks.check_cli", "exact-check traces of the built-in arithmetic task"),
     "demo": ("prmkit.demo", "run the demo pipeline on the embedded SmolLM2"),
     "train": ("prmkit.train.cli", "train a PRM (tokcls, labeltok, probe, implicit head)"),

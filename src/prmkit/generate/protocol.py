@@ -18,13 +18,18 @@ StopAt = Literal["step", "solution"]
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """Sampling settings; ``seed`` makes a call reproducible (``None``: not seeded)."""
+    """Sampling settings; ``seed`` makes a call reproducible (``None``: not seeded).
+
+    ``temperature=0`` is greedy decoding. ``ignore_eos`` keeps sampling past the end-of-solution
+    token up to ``max_new_tokens`` (for benchmarks with a fixed token count).
+    """
 
     temperature: float = 0.7
     top_p: float = 1.0
     top_k: int = 0
     max_new_tokens: int = 256
     seed: int | None = 0
+    ignore_eos: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,12 +64,14 @@ class Completion:
 class Generator(Protocol):
     """A policy that samples solutions and continues partial solutions."""
 
-    def sample(self, prompts: Sequence[str], n: int, params: SamplingParams
-               ) -> list[list[Completion]]:
+    def sample(
+        self, prompts: Sequence[str], n: int, params: SamplingParams
+    ) -> list[list[Completion]]:
         """``n`` whole solutions for each prompt; ``out[i][j]`` is sample j of prompt i."""
         ...
 
-    def continue_from(self, prefixes: Sequence[Prefix], n: int, params: SamplingParams,
-                      stop: StopAt = "solution") -> list[list[Completion]]:
+    def continue_from(
+        self, prefixes: Sequence[Prefix], n: int, params: SamplingParams, stop: StopAt = "solution"
+    ) -> list[list[Completion]]:
         """``n`` continuations of each prefix, ending at the next step or the solution's end."""
         ...

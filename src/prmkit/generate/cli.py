@@ -1,0 +1,272 @@
+"""``prmkit generate``: sample ``n`` solutions per problem and write them as Trace records.
+
+Input: a JSONL (or Parquet) file of Problem records, or a JSONL of objects with ``prompt`` (and
+optionally ``answer`` and ``id``). GSM8K and MATH-500 files are turned into Problem records by
+``prmkit problems`` first.
+
+Output: one Trace per sample, steps segmented with :func:`prmkit.steps.split`, the final answer
+extracted, and in ``meta`` the token counts, the finish reason and the sampling parameters.
+
+Example:
+    prmkit generate problems=problems.jsonl out=traces.jsonl n=16 temperature=0.7 \\
+        model=smollm2 adapter=~/.cache/prmkit/adapters/xyz
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from prmkit.cli import add_config_arguments, stage_config
+from prmkit.config import option
+from prmkit.errors import ConfigError, DataFormatError
+from prmkit.generate.protocol import Generator, Prefix, SamplingParams
+from prmkit.generate.sampling import row_seed
+from prmkit.io import iter_jsonl
+from prmkit.records import Problem, Trace, read_records, write_records
+from prmkit.steps import STRATEGIES, split
+
+__all__ = [
+    "GenerateConfig",
+    "add_arguments",
+    "extract_answer",
+    "read_problems",
+    "run",
+    "traces_for",
+]
+
+
+@dataclass
+class GenerateConfig:
+    """Config of ``prmkit generate``."""
+
+    problems: str = option("", "input: Problem records (JSONL/Parquet) or JSONL with 'prompt'")
+    out: str = option("traces.jsonl", "output file of Trace records (.jsonl or .parquet)")
+    n: int = option(16, "samples per problem")
+    temperature: float = option(0.7, "sampling temperature (0 = greedy)")
+    top_p: float = option(1.0, "nucleus sampling mass (1 = off)")
+    top_k: int = option(0, "top-k sampling (0 = off)")
+    max_new_tokens: int = option(256, "token budget of one solution")
+    seed: int = option(0, "seed; the same seed and inputs give the same traces")
+    limit: int | None = option(None, "use only the first N problems")
+    backend: Literal["transformers", "openai"] = option(
+        "transformers", "in-process transformers model, or an OpenAI-compatible server"
+    )
+    model: str = option("smollm2", "model: 'smollm2', a local HF directory, or the served name")
+    adapter: str | None = option(None, "LoRA adapter directory merged into the model (peft)")
+    dtype: str = option("float32", "torch dtype of the in-process model")
+    device: str = option("cpu", "torch device of the in-process model")
+    batch_size: int = option(32, "samples decoded together (bounds memory; no effect on output)")
+    problems_per_call: int = option(4, "problems per generator call (part of the seeding)")
+    base_url: str = option("http://localhost:8000/v1", "server API root (backend=openai)")
+    system: str | None = option(None, "system message (None: the chat template's default)")
+    chat: bool = option(True, "render prompts with the model's chat template")
+    segmentation: str = option("double_newline", f"step split strategy, one of {STRATEGIES}")
+
+
+_BOXED = re.compile(r"\\boxed\s*\{")
+_ANSWER_IS = re.compile(
+    r"answer is\s*:?\s*\$?\s*([^\n$]+?)\s*\$?\s*(?:\.\s*)?$", re.IGNORECASE | re.MULTILINE
+)
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer of a solution: the last ``\\boxed{...}``, else the last "answer is X".
+
+    Example:
+        >>> extract_answer("3 + 4 = 7.\\n\\nThe answer is 7.")
+        '7'
+        >>> extract_answer("So $x = \\\\boxed{\\\\frac{1}{2}}$.")
+        '\\\\frac{1}{2}'
+        >>> extract_answer("no conclusion") is None
+        True
+    """
+    boxed = list(_BOXED.finditer(text))
+    if boxed:
+        start = boxed[-1].end()
+        depth = 1
+        for pos in range(start, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[pos], 0)
+            if depth == 0:
+                return text[start:pos].strip()
+    found = list(_ANSWER_IS.finditer(text))
+    return found[-1].group(1).strip() if found else None
+
+
+def read_problems(path: str | Path, limit: int | None = None) -> list[Problem]:
+    """Problem records, or ``{prompt, answer?, id?}`` JSONL objects turned into Problems.
+
+    Raises:
+        DataFormatError: a line is neither a Problem record nor has a ``prompt``.
+    """
+    path = Path(path)
+    if path.suffix == ".parquet":
+        return read_records(path, Problem)[:limit]
+    problems: list[Problem] = []
+    for lineno, obj in iter_jsonl(path):
+        if limit is not None and len(problems) >= limit:
+            break
+        where = f"{path}:{lineno}"
+        if "kind" in obj:
+            problems.append(Problem.from_dict(obj, where=where))
+            continue
+        if not isinstance(obj.get("prompt"), str):
+            raise DataFormatError(
+                "line has no 'prompt' text",
+                got=sorted(obj),
+                where=where,
+                expected="a Problem record or an object with 'prompt' (and 'answer', 'id')",
+                fix="convert GSM8K/MATH-500 files with `prmkit problems` first",
+            )
+        answer = obj.get("answer", "")
+        problems.append(
+            Problem(
+                id=str(obj.get("id", f"line{lineno}")),
+                prompt=obj["prompt"],
+                answer=answer if isinstance(answer, str) else str(answer),
+                meta={},
+            )
+        )
+    return problems
+
+
+def traces_for(
+    problem: Problem,
+    completions: list[Any],
+    *,
+    params: SamplingParams,
+    strategy: str,
+    meta: dict[str, Any],
+) -> tuple[list[Trace], int]:
+    """Trace records of one problem's completions, and how many were empty (skipped)."""
+    traces, empty = [], 0
+    for j, completion in enumerate(completions):
+        steps = split(completion.text, strategy).steps  # type: ignore[arg-type]
+        if not steps:
+            empty += 1
+            continue
+        traces.append(
+            Trace(
+                id=f"{problem.id}-s{j}",
+                problem_id=problem.id,
+                prompt=problem.prompt,
+                steps=steps,
+                answer=extract_answer(completion.text),
+                meta={
+                    **meta,
+                    "sample_index": j,
+                    "reference_answer": problem.answer,
+                    "finish_reason": completion.finish_reason,
+                    "prompt_tokens": completion.prompt_tokens,
+                    "completion_tokens": completion.completion_tokens,
+                    "sampling": {k: v for k, v in asdict(params).items()},
+                },
+            )
+        )
+    return traces, empty
+
+
+def _generator(cfg: GenerateConfig) -> Generator:
+    if cfg.backend == "openai":
+        from prmkit.generate.openai_backend import OpenAIGenerator
+
+        tokenizer = None
+        if Path(cfg.model).expanduser().is_dir() or cfg.model == "smollm2":
+            from prmkit.models import load_tokenizer
+
+            tokenizer = load_tokenizer(cfg.model)
+        return OpenAIGenerator(
+            cfg.base_url, cfg.model, tokenizer=tokenizer, system=cfg.system, chat=cfg.chat
+        )
+    from prmkit.generate.transformers_backend import TransformersGenerator
+
+    return TransformersGenerator.from_pretrained(
+        cfg.model,
+        adapter=cfg.adapter,
+        dtype=cfg.dtype,
+        device=cfg.device,
+        batch_size=cfg.batch_size,
+        system=cfg.system,
+        chat=cfg.chat,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register ``--config`` and the ``key=value`` overrides of :class:`GenerateConfig`."""
+    add_config_arguments(parser, GenerateConfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the stage; returns the exit code."""
+    from tqdm import tqdm
+
+    cfg = stage_config(GenerateConfig, args)
+    if not cfg.problems:
+        raise ConfigError(
+            "no problems file given",
+            got=cfg.problems,
+            expected="problems=<file.jsonl>",
+            fix="pass problems=path/to/file",
+        )
+    if cfg.segmentation not in STRATEGIES:
+        raise ConfigError(
+            "unknown segmentation strategy",
+            got=cfg.segmentation,
+            expected=f"one of {list(STRATEGIES)}",
+            fix="pick a listed strategy",
+        )
+    if cfg.adapter is not None and cfg.backend != "transformers":
+        raise ConfigError(
+            "adapter= needs backend=transformers",
+            got=cfg.backend,
+            expected="transformers",
+            fix="serve the adapter with the server",
+        )
+    problems = read_problems(cfg.problems, cfg.limit)
+    params = SamplingParams(
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        top_k=cfg.top_k,
+        max_new_tokens=cfg.max_new_tokens,
+        seed=cfg.seed,
+    )
+    generator = _generator(cfg)
+    meta = {"model": cfg.model, "adapter": cfg.adapter, "backend": cfg.backend}
+    per_call = max(1, cfg.problems_per_call)
+    stats = {"traces": 0, "empty": 0, "length": 0, "tokens": 0}
+
+    def produce() -> Iterator[Trace]:
+        bar = tqdm(total=len(problems), desc="generate", unit="problem", file=sys.stderr)
+        for start in range(0, len(problems), per_call):
+            batch = problems[start : start + per_call]
+            # one seed per call of problems_per_call problems; batch_size does not change output
+            batch_params = SamplingParams(
+                **{**asdict(params), "seed": row_seed(cfg.seed, start, 0)}
+            )
+            outs = generator.continue_from(
+                [Prefix(p.prompt) for p in batch], cfg.n, batch_params, stop="solution"
+            )
+            for problem, completions in zip(batch, outs, strict=True):
+                traces, empty = traces_for(
+                    problem, completions, params=params, strategy=cfg.segmentation, meta=meta
+                )
+                stats["empty"] += empty
+                stats["length"] += sum(c.finish_reason == "length" for c in completions)
+                stats["tokens"] += sum(c.completion_tokens for c in completions)
+                stats["traces"] += len(traces)
+                yield from traces
+            bar.update(len(batch))
+        bar.close()
+
+    write_records(cfg.out, produce())
+    print(
+        f"wrote {stats['traces']} traces for {len(problems)} problems to {cfg.out} "
+        f"({stats['tokens']} completion tokens; {stats['length']} hit max_new_tokens; "
+        f"{stats['empty']} empty completions skipped)"
+    )
+    return 0
