@@ -27,6 +27,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "problems": ("prmkit.tasks.cli", "write Problem records: built-in arithmetic, GSM8K, MATH-500"),
     "generate": ("prmkit.generate.cli", "sample solutions from a policy and write Trace records"),
     "check": ("prmkit.tasks.check_cli", "exact-check traces of the built-in arithmetic task"),
+    "annotate": ("prmkit.annotate.cli", "step labels: MC, binary search, OmegaPRM, judge, exact, consensus"),
     "demo": ("prmkit.demo", "run the demo pipeline on the embedded SmolLM2"),
     "train": ("prmkit.train.cli", "train a PRM (tokcls, labeltok, probe, implicit head)"),
     "score": ("prmkit.score.cli", "score every step of traces with a PRM, one pass per trace"),

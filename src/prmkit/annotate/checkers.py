@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prmkit.annotate.protocol import AnswerCheck
+from prmkit.errors import CheckerError
 from prmkit.records import Problem
 
 __all__ = ["ArithmeticStepChecker", "TaskAnswerChecker"]
@@ -34,8 +35,15 @@ class TaskAnswerChecker:
 
             result = check_solution(problem, solution)
             return AnswerCheck(result.final_answer, result.answer_correct)
-        from prmkit.tasks.answers import check_answer
-
+        try:
+            from prmkit.tasks.answers import check_answer
+        except ImportError:
+            raise CheckerError(
+                "no final-answer checker for this task",
+                got=problem.meta.get("task"),
+                expected="a built-in arithmetic problem, or prmkit.tasks.answers installed",
+                fix="annotate built-in arithmetic problems, or update prmkit",
+            ) from None
         result = check_answer(problem, solution)
         return AnswerCheck(result.answer, result.correct)
 

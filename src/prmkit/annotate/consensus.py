@@ -111,13 +111,16 @@ class ConsensusLabeler:
             )
         self.members = list(members)
         self.report: ConsensusReport | None = None
-        """The report of the last :meth:`label` call."""
+        """The report over every trace this labeler has labelled so far (all calls)."""
+        self._seen: dict[str, list[LabeledTrace]] = {m.name: [] for m in self.members}
 
     def label(self, traces: Sequence[Trace]) -> list[LabeledTrace]:
         """Run every member on ``traces``; return the agreed traces (first member's labels)."""
         ids = {t.id for t in traces}
         outputs = {m.name: [t for t in m.label(traces) if t.id in ids] for m in self.members}
-        self.report = consensus_report(outputs)
+        for name, out in outputs.items():
+            self._seen[name].extend(out)
+        self.report = consensus_report(self._seen)
         by_id = {name: {t.id: t for t in out} for name, out in outputs.items()}
         first = self.members[0].name
         kept = []

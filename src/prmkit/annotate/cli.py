@@ -1,0 +1,327 @@
+"""``prmkit annotate``: step labels for any Trace JSONL/Parquet, resumable from the rollout store.
+
+Example:
+    prmkit annotate --method mc --traces traces.jsonl --problems problems.jsonl \\
+        --out labeled.jsonl --store rollouts.sqlite --k 8 --label soft
+
+Every rollout (and judge verdict) is committed to ``--store`` as its generator call finishes.
+Run the same command again after a crash or ``kill -9``: stored rollouts are reused, the missing
+ones are drawn with the same seeds, and the labels equal those of an uninterrupted run. Changing
+the policy, sampling settings or ``--seed`` starts a fresh namespace in the same store; changing
+only the labelling (``--label``, ``--method binary`` after ``mc``...) reuses what is stored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from prmkit.errors import ConfigError
+from prmkit.records import LabeledTrace, Problem, Trace, read_records, write_records
+
+__all__ = ["METHODS", "add_arguments", "run"]
+
+METHODS = ("mc", "binary", "omega", "judge", "exact", "consensus")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``prmkit annotate`` options."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = __doc__.split("\n\n", 1)[1]
+    io = parser.add_argument_group("input and output")
+    io.add_argument("--method", choices=METHODS, required=True, help="how to label")
+    io.add_argument("--traces", required=True, help="Trace records (.jsonl or .parquet)")
+    io.add_argument(
+        "--problems", help="Problem records the traces answer (needed except for judge)"
+    )
+    io.add_argument("--out", required=True, help="where the LabeledTrace records go")
+    io.add_argument("--store", help="rollout store (SQLite); default: <out>.rollouts.sqlite")
+    io.add_argument("--limit", type=int, help="label only the first N traces")
+    io.add_argument(
+        "--batch-traces",
+        type=int,
+        default=8,
+        help="traces labelled together (one progress tick); keep it fixed when resuming",
+    )
+    io.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    policy = parser.add_argument_group("policy and sampling (rollout methods)")
+    policy.add_argument("--policy", default="smollm2", help="'smollm2' or a local model dir")
+    policy.add_argument("--adapter", help="a LoRA adapter dir to merge (e.g. from prmkit warmup)")
+    policy.add_argument(
+        "--seed", type=int, default=0, help="job seed; every call's seed derives from it"
+    )
+    policy.add_argument("--temperature", type=float, default=0.7, help="sampling temperature")
+    policy.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling")
+    policy.add_argument("--max-new-tokens", type=int, default=256, help="rollout length cap")
+    policy.add_argument(
+        "--gen-batch-size", type=int, default=64, help="rows the generator decodes together"
+    )
+    policy.add_argument(
+        "--max-prefixes-per-call", type=int, default=8, help="step prefixes per generator call"
+    )
+
+    mc = parser.add_argument_group("Monte Carlo, binary search, OmegaPRM")
+    mc.add_argument("--k", type=int, default=8, help="rollouts per step prefix")
+    mc.add_argument(
+        "--label",
+        default="hard",
+        choices=("hard", "soft", "rpe", "pav"),
+        help="Monte Carlo label scheme",
+    )
+    mc.add_argument("--epsilon", type=float, default=0.8, help="rpe threshold")
+    mc.add_argument(
+        "--stop-at-zero", action="store_true", help="stop after the first step whose value is 0"
+    )
+    mc.add_argument(
+        "--estimate-root",
+        action="store_true",
+        help="also estimate the problem's pass rate (values[0])",
+    )
+    mc.add_argument("--adaptive-k", action="store_true", help="choose k from the pass rate")
+    mc.add_argument("--probe-k", type=int, default=8, help="adaptive: rollouts from the problem")
+    mc.add_argument("--k-min", type=int, default=2, help="adaptive: fewest rollouts")
+    mc.add_argument("--k-max", type=int, default=32, help="adaptive: most rollouts")
+    mc.add_argument(
+        "--scan-min-confidence",
+        type=float,
+        help="mc: drop traces of problems the policy solves less often (SCAN)",
+    )
+    mc.add_argument(
+        "--search-correct",
+        action="store_true",
+        help="binary: also search traces whose final answer is right",
+    )
+    mc.add_argument("--search-limit", type=int, default=8, help="omega: selections per tree")
+    mc.add_argument(
+        "--no-tree",
+        action="store_true",
+        help="omega: return only the input traces, not the tree's extra traces",
+    )
+
+    judge = parser.add_argument_group("judge")
+    judge.add_argument(
+        "--judge-model", default=None, help="judge model ('smollm2' or a dir; default: --policy)"
+    )
+    judge.add_argument("--judge-adapter", help="LoRA adapter for the judge")
+    judge.add_argument("--votes", type=int, default=5, help="judge samples per trace")
+    judge.add_argument("--judge-max-new-tokens", type=int, default=512, help="judge reply cap")
+    judge.add_argument(
+        "--judge-template",
+        default="judge_processbench",
+        help="prompt template name in prmkit/prompts",
+    )
+    parser.add_argument(
+        "--members",
+        default="mc,judge",
+        help="consensus: comma-separated methods (the first one's labels are kept)",
+    )
+
+
+def _policy_name(model: str, adapter: str | None) -> str:
+    def norm(p: str) -> str:
+        return str(Path(p).resolve()) if Path(p).exists() else p
+
+    return norm(model) + (f"+{norm(adapter)}" if adapter else "")
+
+
+class _Build:
+    """Builds labelers, loading each model at most once."""
+
+    def __init__(self, args: argparse.Namespace, problems: dict[str, Problem]) -> None:
+        from prmkit.annotate.store import RolloutStore
+
+        self.args = args
+        self.problems = problems
+        self.store = RolloutStore(args.store)
+        self._generators: dict[tuple[str, str | None], Any] = {}
+        self.engine: Any = None
+
+    def generator(self, model: str, adapter: str | None) -> Any:
+        key = (model, adapter)
+        if key not in self._generators:
+            from prmkit.generate.transformers_backend import TransformersGenerator
+
+            self._generators[key] = TransformersGenerator.from_pretrained(
+                model, adapter=adapter, batch_size=self.args.gen_batch_size
+            )
+        return self._generators[key]
+
+    def rollout_engine(self) -> Any:
+        if self.engine is None:
+            from prmkit.annotate.checkers import TaskAnswerChecker
+            from prmkit.annotate.rollouts import RolloutEngine
+            from prmkit.generate.protocol import SamplingParams
+
+            a = self.args
+            params = SamplingParams(
+                temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.max_new_tokens
+            )
+            self.engine = RolloutEngine(
+                self.generator(a.policy, a.adapter),
+                self.store,
+                TaskAnswerChecker(),
+                self.problems,
+                seed=a.seed,
+                params=params,
+                policy=_policy_name(a.policy, a.adapter),
+                max_prefixes_per_call=a.max_prefixes_per_call,
+            )
+        return self.engine
+
+    def labeler(self, method: str) -> Any:
+        a = self.args
+        if method == "mc":
+            from prmkit.annotate.montecarlo import AdaptiveK, MonteCarloLabeler
+
+            adaptive = (
+                AdaptiveK(probe_k=a.probe_k, k_min=a.k_min, k_max=a.k_max) if a.adaptive_k else None
+            )
+            return MonteCarloLabeler(
+                self.rollout_engine(),
+                k=a.k,
+                label=a.label,
+                epsilon=a.epsilon,
+                stop_at_zero=a.stop_at_zero,
+                adaptive=adaptive,
+                estimate_root=a.estimate_root or a.scan_min_confidence is not None,
+            )
+        if method == "binary":
+            from prmkit.annotate.binary_search import BinarySearchLabeler
+
+            return BinarySearchLabeler(
+                self.rollout_engine(), k=a.k, search_correct=a.search_correct
+            )
+        if method == "omega":
+            from prmkit.annotate.omega import OmegaPRMLabeler
+
+            return OmegaPRMLabeler(
+                self.rollout_engine(), k=a.k, search_limit=a.search_limit, emit_tree=not a.no_tree
+            )
+        if method == "exact":
+            from prmkit.annotate.checkers import ArithmeticStepChecker
+            from prmkit.annotate.exact import ExactLabeler
+
+            return ExactLabeler(ArithmeticStepChecker(), self.problems)
+        if method == "judge":
+            from prmkit.annotate.judge import JudgeLabeler
+            from prmkit.generate.protocol import SamplingParams
+
+            model = a.judge_model or a.policy
+            adapter = a.judge_adapter if a.judge_model else (a.judge_adapter or a.adapter)
+            params = SamplingParams(
+                temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.judge_max_new_tokens
+            )
+            return JudgeLabeler(
+                self.generator(model, adapter),
+                self.store,
+                self.problems,
+                votes=a.votes,
+                params=params,
+                seed=a.seed,
+                judge=_policy_name(model, adapter),
+                template=a.judge_template,
+            )
+        from prmkit.annotate.consensus import ConsensusLabeler
+
+        members = [m.strip() for m in a.members.split(",") if m.strip()]
+        bad = [m for m in members if m not in METHODS or m == "consensus"]
+        if bad:
+            raise ConfigError(
+                "unknown consensus member",
+                got=bad,
+                expected=f"methods from {list(METHODS[:-1])}",
+                fix="e.g. --members mc,judge",
+            )
+        return ConsensusLabeler([self.labeler(m) for m in members])
+
+
+def _summary(out: Sequence[LabeledTrace]) -> dict[str, int]:
+    rollouts = sum(t.meta["annotation"]["rollouts"] for t in out)
+    tokens = sum(t.meta["annotation"]["policy_tokens"] for t in out)
+    return {"rollouts": rollouts, "policy_tokens": tokens}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Label the traces; print the budget; write ``--out``."""
+    from prmkit.annotate.transforms import scan_filter
+
+    if args.store is None:
+        args.store = str(args.out) + ".rollouts.sqlite"
+    traces = read_records(args.traces, Trace)[: args.limit]
+    if args.problems is None and args.method not in ("judge",):
+        raise ConfigError(
+            "--problems is required for this method",
+            got=args.method,
+            expected="--problems problems.jsonl",
+            fix="pass the Problem records the traces were generated from",
+        )
+    problems = {p.id: p for p in read_records(args.problems, Problem)} if args.problems else {}
+    build = _Build(args, problems)
+    labeler = build.labeler(args.method)
+    started = time.monotonic()
+    main: list[LabeledTrace] = []
+    extra: list[LabeledTrace] = []
+    ids = {t.id for t in traces}
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(traces), unit="trace", desc=f"annotate {args.method}", file=sys.stderr)
+    unlabeled: list[str] = []
+    step = max(1, args.batch_traces)
+    for start in range(0, len(traces), step):
+        chunk = traces[start : start + step]
+        for record in labeler.label(chunk):
+            (main if record.id in ids else extra).append(record)
+        unlabeled.extend(getattr(labeler, "unlabeled", []))
+        if bar is not None:
+            bar.update(len(chunk))
+            if build.engine is not None:
+                bar.set_postfix(drawn=build.engine.drawn.rollouts)
+    if bar is not None:
+        bar.close()
+    out = main + extra
+    if args.scan_min_confidence is not None and args.method == "mc":
+        out, dropped = scan_filter(out, args.scan_min_confidence)
+        print(
+            f"SCAN filter: kept {len(out)}, dropped {len(dropped)} traces of problems with "
+            f"pass rate < {args.scan_min_confidence}"
+        )
+    write_records(args.out, out)
+    used = _summary(out)
+    elapsed = time.monotonic() - started
+    print(
+        f"labelled {len(main)}/{len(traces)} traces with {args.method}"
+        + (f" (+{len(extra)} tree traces)" if extra else "")
+        + f" -> {args.out}"
+    )
+    print(
+        f"budget used: {used['rollouts']} rollouts, {used['policy_tokens']} policy tokens "
+        f"({used['rollouts'] / max(1, len(main)):.1f} rollouts/trace)"
+    )
+    if build.engine is not None:
+        drawn = build.engine.drawn
+        stored, stored_tokens = build.store.total(build.engine.namespace)
+        print(
+            f"drawn this run: {drawn.rollouts} rollouts, {drawn.policy_tokens} tokens in "
+            f"{drawn.calls} calls, {elapsed:.1f}s; store {args.store}: {stored} rollouts, "
+            f"{stored_tokens} tokens"
+        )
+    report = getattr(labeler, "report", None)
+    if report is not None:
+        print(report.format())
+    if unlabeled:
+        print(f"judge: {len(unlabeled)} traces got no valid vote and were left out")
+    build.store.close()
+    return 0
+
+
+if __name__ == "__main__":
+    from prmkit.cli import main
+
+    raise SystemExit(main(["annotate", *sys.argv[1:]]))
