@@ -229,3 +229,30 @@ def test_consensus_report_counts_missing_members():
 
     report = consensus_report({"a": [lt("x", -1), lt("y", 0)], "b": [lt("x", -1)]})
     assert report.total == 1 and report.kept == 1 and report.missing == {"b": ["y"]}
+
+
+# -------------------------------------------------------------------------------------- cli
+
+
+def test_cli_exact_method_and_errors(problems, traces, tmp_path, capsys):
+    from prmkit.cli import main
+    from prmkit.records import LabeledTrace, read_records, write_records
+
+    write_records(tmp_path / "p.jsonl", problems)
+    write_records(tmp_path / "t.jsonl", traces)
+    args = [
+        "annotate",
+        "--method",
+        "exact",
+        "--traces",
+        str(tmp_path / "t.jsonl"),
+        "--out",
+        str(tmp_path / "o.jsonl"),
+        "--no-progress",
+    ]
+    assert main(args) == 1  # exact needs the problems
+    assert "--problems is required" in capsys.readouterr().err
+    assert main([*args, "--problems", str(tmp_path / "p.jsonl"), "--limit", "4"]) == 0
+    out = read_records(tmp_path / "o.jsonl", LabeledTrace)
+    assert [t.first_error for t in out] == [0, 2, 3, 5]
+    assert "labelled 4/4 traces with exact" in capsys.readouterr().out
