@@ -15,12 +15,12 @@ import torch
 import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForTokenClassification
 
-from prmkit.testing import build_tiny_lm
 from prmkit.errors import ConfigError, DataFormatError, ModelLoadError
 from prmkit.prm import PRMSpec, encode, load_spec, save_spec
 from prmkit.prm.heads import PRM
 from prmkit.records import Trace
 from prmkit.score import PRMScorer
+from prmkit.testing import build_tiny_lm
 
 PROBLEM = "Janet has 3 apples and buys 4 more. How many now?"
 STEPS = ["Step 1: She starts with 3 apples.", "Step 2: 3 + 4 = 7.", "Step 3: The answer is 7."]

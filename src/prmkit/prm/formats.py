@@ -19,7 +19,7 @@ from typing import Any
 from prmkit.errors import ConfigError, DataFormatError
 from prmkit.prm.spec import PRMSpec
 
-__all__ = ["Encoded", "encode", "render", "resolve_label_token_ids"]
+__all__ = ["Encoded", "encode", "length_buckets", "render", "resolve_label_token_ids"]
 
 
 @dataclass(frozen=True)
@@ -221,3 +221,41 @@ def resolve_label_token_ids(spec: PRMSpec, tokenizer: Any) -> tuple[int, int]:
             )
         out.append(ids[0])
     return out[0], out[1]
+
+
+def length_buckets(
+    lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None = None
+) -> list[list[int]]:
+    """Group indices into batches of similar length (longest first).
+
+    A batch holds at most ``batch_size`` items and, if given, at most ``max_batch_tokens``
+    padded tokens (a single longer item still gets a batch of its own).
+
+    Example:
+        >>> length_buckets([5, 100, 6, 90], batch_size=2)
+        [[1, 3], [2, 0]]
+    """
+    if batch_size < 1:
+        raise ConfigError(
+            "batch_size must be >= 1",
+            got=batch_size,
+            expected="a positive integer",
+            fix="set batch_size=8",
+        )
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        width = lengths[current[0]] if current else lengths[i]
+        full = len(current) >= batch_size or (
+            max_batch_tokens is not None
+            and current
+            and width * (len(current) + 1) > max_batch_tokens
+        )
+        if full:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from prmkit.errors import ConfigError, DataFormatError
-from prmkit.prm.formats import Encoded, encode
+from prmkit.errors import DataFormatError
+from prmkit.prm.formats import Encoded, encode, length_buckets
 from prmkit.records import LabeledTrace, ScoredTrace, Trace
 from prmkit.score.aggregate import aggregate_all
 
@@ -29,44 +29,6 @@ class Scorer(Protocol):
     def score(self, traces: Sequence[Trace]) -> list[list[float]]:
         """Step scores, one list per trace, in input order."""
         ...
-
-
-def length_buckets(
-    lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None = None
-) -> list[list[int]]:
-    """Group indices into batches of similar length (longest first).
-
-    A batch holds at most ``batch_size`` items and, if given, at most ``max_batch_tokens``
-    padded tokens (a single longer item still gets a batch of its own).
-
-    Example:
-        >>> length_buckets([5, 100, 6, 90], batch_size=2)
-        [[1, 3], [2, 0]]
-    """
-    if batch_size < 1:
-        raise ConfigError(
-            "batch_size must be >= 1",
-            got=batch_size,
-            expected="a positive integer",
-            fix="set batch_size=8",
-        )
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        width = lengths[current[0]] if current else lengths[i]
-        full = len(current) >= batch_size or (
-            max_batch_tokens is not None
-            and current
-            and width * (len(current) + 1) > max_batch_tokens
-        )
-        if full:
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    return batches
 
 
 def to_scored(trace: Trace, scores: Sequence[float], prm: str) -> ScoredTrace:

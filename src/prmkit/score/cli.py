@@ -1,0 +1,79 @@
+"""``prmkit score --prm CKPT --traces traces.jsonl --out scored.jsonl``.
+
+Reads Trace (or LabeledTrace) records, scores every step in one forward pass per trace, writes
+ScoredTrace records with the aggregates (min, prod, last, mean) under ``meta.prm_aggregates``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+
+from prmkit.cli import add_config_arguments, stage_config
+from prmkit.config import option
+
+__all__ = ["ScoreConfig", "add_arguments", "run"]
+
+
+@dataclass
+class ScoreConfig:
+    """Settings of ``prmkit score``."""
+
+    prm: str = option("", "PRM checkpoint directory (with prm_spec.json)")
+    traces: str = option("", "input Trace/LabeledTrace records (.jsonl or .parquet)")
+    out: str = option("", "output ScoredTrace records (.jsonl or .parquet)")
+    batch_size: int = option(8, "traces per forward pass (length-bucketed)")
+    max_batch_tokens: int = option(0, "cap on padded tokens per batch (0 = none)")
+    device: str = option("cpu", "torch device")
+    dtype: str = option("float32", "torch dtype: float32, bfloat16, float16")
+    trust_remote_code: bool = option(False, "allow a checkpoint's own model code (opt-in)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--prm``, ``--traces``, ``--out`` shortcuts plus config overrides."""
+    parser.add_argument("--prm", help="PRM checkpoint directory")
+    parser.add_argument("--traces", help="input traces")
+    parser.add_argument("--out", help="output scored traces")
+    parser.add_argument(
+        "--trust-remote-code", action="store_true", help="allow the checkpoint's own model code"
+    )
+    add_config_arguments(parser, ScoreConfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Score the traces and write ScoredTrace records."""
+    from prmkit.errors import ConfigError
+    from prmkit.records import Trace, read_records, write_records
+    from prmkit.score.scorer import PRMScorer
+
+    for name in ("prm", "traces", "out"):
+        if getattr(args, name, None):
+            args.overrides = [*args.overrides, f"{name}={getattr(args, name)}"]
+    if getattr(args, "trust_remote_code", False):
+        args.overrides = [*args.overrides, "trust_remote_code=true"]
+    cfg = stage_config(ScoreConfig, args)
+    for name in ("prm", "traces", "out"):
+        if not getattr(cfg, name):
+            raise ConfigError(
+                f"missing '{name}'", got="", expected="a path", fix=f"pass --{name} PATH"
+            )
+    traces = read_records(cfg.traces, Trace)
+    start = time.perf_counter()
+    scorer = PRMScorer.from_checkpoint(
+        cfg.prm,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        trust_remote_code=cfg.trust_remote_code,
+        batch_size=cfg.batch_size,
+        max_batch_tokens=cfg.max_batch_tokens or None,
+    )
+    scored = scorer.score_records(traces, prm_name=cfg.prm)
+    n = write_records(cfg.out, scored)
+    steps = sum(len(t.steps) for t in traces)
+    print(
+        f"scored {n} traces ({steps} steps) in {time.perf_counter() - start:.1f}s -> {cfg.out}",
+        file=sys.stderr,
+    )
+    return 0
