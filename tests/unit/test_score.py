@@ -64,3 +64,34 @@ def test_to_scored_keeps_labels_and_adds_aggregates():
 
 def test_prm_scorer_is_a_scorer():
     assert isinstance(PRMScorer(prm=None), Scorer)
+
+
+def test_score_cli_plain_model_dir_with_a_spec_file(tiny_model_dir, tmp_path):
+    """A local model without prm_spec.json (Math-Shepherd style) scores through a given spec."""
+    from prmkit.cli import main
+    from prmkit.io import write_json
+    from prmkit.prm import PRMSpec
+    from prmkit.records import read_records, write_records
+
+    spec = PRMSpec.from_format("math_shepherd", head="labeltok", max_length=256)
+    write_json(tmp_path / "spec.json", spec.to_dict())
+    traces = [
+        Trace(id=f"t{i}", problem_id="p", prompt="2+2?", steps=["2+2=4", "So 4."][: i + 1])
+        for i in range(2)
+    ]
+    write_records(tmp_path / "in.jsonl", traces)
+    args = [
+        "score",
+        "--prm",
+        str(tiny_model_dir),
+        "--traces",
+        str(tmp_path / "in.jsonl"),
+        "--out",
+        str(tmp_path / "out.jsonl"),
+    ]
+    assert main(args) == 1  # no prm_spec.json in a plain model directory
+    assert main([*args, f"spec={tmp_path / 'spec.json'}"]) == 0
+    scored = read_records(tmp_path / "out.jsonl", ScoredTrace)
+    assert [len(s.step_scores) for s in scored] == [1, 2]
+    assert scored[0].step_scores[0] == pytest.approx(scored[1].step_scores[0], abs=1e-5)
+    assert all(0.0 < p < 1.0 for s in scored for p in s.step_scores)

@@ -29,6 +29,11 @@ class ScoreConfig:
     device: str = option("cpu", "torch device")
     dtype: str = option("float32", "torch dtype: float32, bfloat16, float16")
     trust_remote_code: bool = option(False, "allow a checkpoint's own model code (opt-in)")
+    spec: str = option(
+        "",
+        "a prm_spec.json to use instead of the checkpoint's own (for a plain "
+        "local model directory such as a Math-Shepherd or Qwen2.5-Math-PRM copy)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,8 +66,15 @@ def run(args: argparse.Namespace) -> int:
             )
     traces = read_records(cfg.traces, Trace)
     start = time.perf_counter()
+    spec = None
+    if cfg.spec:
+        from prmkit.io import read_json
+        from prmkit.prm.spec import PRMSpec
+
+        spec = PRMSpec.from_dict(read_json(cfg.spec), where=cfg.spec)
     scorer = PRMScorer.from_checkpoint(
         cfg.prm,
+        spec=spec,
         device=cfg.device,
         dtype=cfg.dtype,
         trust_remote_code=cfg.trust_remote_code,

@@ -69,6 +69,7 @@ class PRMScorer:
         cls,
         path: str,
         *,
+        spec: Any = None,
         device: str = "cpu",
         dtype: str = "float32",
         trust_remote_code: bool = False,
@@ -78,7 +79,9 @@ class PRMScorer:
         from prmkit.prm.checkpoint import load_prm
 
         return cls(
-            load_prm(path, device=device, dtype=dtype, trust_remote_code=trust_remote_code),
+            load_prm(
+                path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, spec=spec
+            ),
             **kwargs,
         )
 
