@@ -128,7 +128,9 @@ def round_seed(seed: int, problem_id: str, round_index: int) -> int:
         >>> round_seed(0, "p1", 2) == round_seed(0, "p1", 2) != round_seed(0, "p1", 3)
         True
     """
-    state = np.random.SeedSequence([seed & 0xFFFFFFFFFFFF, zlib.crc32(problem_id.encode()), round_index])
+    state = np.random.SeedSequence(
+        [seed & 0xFFFFFFFFFFFF, zlib.crc32(problem_id.encode()), round_index]
+    )
     return int(state.generate_state(1, dtype=np.uint64)[0] >> 1)
 
 

@@ -269,9 +269,7 @@ class IncrementalPRMScorer:
     # -- shared ------------------------------------------------------------------------------
 
     def _encode(self, prompt: str, steps: Sequence[str]) -> Encoded:
-        enc = encode(
-            self.prm.spec, self.prm.tokenizer, prompt, steps, where="search beam"
-        )
+        enc = encode(self.prm.spec, self.prm.tokenizer, prompt, steps, where="search beam")
         if enc.truncated_steps:
             raise DataFormatError(
                 f"{enc.truncated_steps} step(s) of a beam fall beyond the PRM's max_length",
