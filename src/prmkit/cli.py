@@ -33,6 +33,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "score": ("prmkit.score.cli", "score every step of traces with a PRM, one pass per trace"),
     "eval": ("prmkit.evaluate.cli", "evaluate: processbench, prmbench, steps, bon (best-of-N)"),
     "report": ("prmkit.evaluate.report", "HTML page + Markdown summary of eval results"),
+    "warmup": ("prmkit.policy.cli", "LoRA warm-up of the default policy on gold solutions (cached), then evaluate"),
     "search": ("prmkit.search.cli", "PRM-guided search: beam, DVTS, greedy; vs best-of-N"),
 }
 

@@ -1,0 +1,132 @@
+"""``prmkit warmup``: train (or fetch from the cache) the default policy's LoRA adapter, then
+evaluate it on held-out 4-step problems with the exact checker.
+
+Example:
+    prmkit warmup --config recipes/warmup.yaml
+    prmkit warmup --config recipes/warmup.yaml eval_problems=0     # train/cache only
+    prmkit warmup --config recipes/warmup.yaml lr=5e-4 n_examples=600
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from prmkit.cli import add_config_arguments, stage_config
+from prmkit.config import option
+from prmkit.errors import ConfigError
+from prmkit.policy.warmup import DEFAULT_TARGETS
+
+__all__ = ["WarmupConfig", "add_arguments", "run"]
+
+
+@dataclass
+class WarmupConfig:
+    """Settings of ``prmkit warmup`` (training keys form the cache key; ``eval_*`` do not)."""
+
+    base: str = option("smollm2", "base model: 'smollm2' or a local Hugging Face directory")
+    n_examples: int = option(400, "gold worked solutions to train on")
+    min_steps: int = option(2, "fewest operations per training problem")
+    max_steps: int = option(6, "most operations per training problem")
+    start_range: list[int] = option([2, 30], "range of a training problem's starting quantity")  # noqa: RUF009
+    add_range: list[int] = option([1, 30], "range of +/- operands in training problems")  # noqa: RUF009
+    mul_range: list[int] = option([2, 5], "range of * and / operands in training problems")  # noqa: RUF009
+    max_value: int = option(300, "largest quantity in a training problem")
+    ops: list[str] = option(["+", "-", "*"], "operations of the training problems")  # noqa: RUF009
+    system: str | None = option(
+        None,
+        "system message of the chat template (null: the "
+        "template's default, what generators use by default)",
+    )
+    lora_r: int = option(16, "LoRA rank")
+    lora_alpha: int = option(32, "LoRA alpha (scale = alpha / r)")
+    lora_dropout: float = option(0.0, "LoRA dropout")
+    lora_targets: list[str] = option(list(DEFAULT_TARGETS), "modules that get an adapter")  # noqa: RUF009
+    lora_layers: int = option(0, "adapt only the top k transformer blocks (0 = all)")
+    lr: float = option(1e-3, "peak learning rate (AdamW, linear warm-up then linear decay)")
+    batch_size: int = option(8, "examples per optimizer step (length-bucketed)")
+    epochs: int = option(1, "passes over the training examples")
+    warmup_steps: int = option(5, "learning-rate warm-up steps")
+    max_seq_len: int = option(512, "longest training example allowed (tokens)")
+    seed: int = option(0, "seed of the training problems, the adapter init and batch order")
+    bf16: bool = option(False, "bfloat16 autocast for training matmuls")
+    threads: int = option(0, "torch threads (0 = torch's default); not part of the cache key")
+    cache_dir: str | None = option(None, "adapter cache folder (null: <prmkit cache>/adapters)")
+    force: bool = option(False, "retrain even when the adapter is cached")
+    eval_problems: int = option(24, "held-out problems to evaluate on (0 = skip evaluation)")
+    eval_steps: int = option(4, "operations per held-out problem")
+    eval_seed: int = option(1000, "seed of the held-out problems (must differ from seed)")
+    eval_k: int = option(16, "samples per held-out problem (pass@k, maj@k)")
+    eval_temperature: float = option(0.7, "sampling temperature of the evaluation")
+    eval_max_new_tokens: int = option(192, "longest sampled solution (tokens)")
+    eval_batch_size: int = option(64, "rows decoded together in the evaluation")
+    out: str | None = option(None, "write the evaluation summary as JSON here")
+
+
+_EVAL_KEYS = {
+    "base",
+    "eval_problems",
+    "eval_steps",
+    "eval_seed",
+    "eval_k",
+    "eval_temperature",
+    "eval_max_new_tokens",
+    "eval_batch_size",
+    "out",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register ``--config`` and the ``key=value`` overrides."""
+    add_config_arguments(parser, WarmupConfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train or fetch the adapter, print its path, evaluate it."""
+    from prmkit.policy.warmup import warmup
+
+    cfg = stage_config(WarmupConfig, args)
+    if cfg.eval_problems and cfg.eval_seed == cfg.seed:
+        raise ConfigError(
+            "held-out problems would be training problems",
+            got=cfg.eval_seed,
+            expected=f"an eval_seed other than seed={cfg.seed}",
+            fix="pick another eval_seed",
+        )
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    values = asdict(cfg)
+    train_kwargs = {f.name: values[f.name] for f in fields(cfg) if f.name not in _EVAL_KEYS}
+    adapter = warmup(cfg.base, **train_kwargs)
+    print(f"adapter: {adapter}")
+    if not cfg.eval_problems:
+        return 0
+    from prmkit.generate import TransformersGenerator
+    from prmkit.policy.evaluate import evaluate_policy, heldout_problems
+    from prmkit.policy.load import load_policy
+
+    if cfg.threads:
+        import torch
+
+        torch.set_num_threads(cfg.threads)
+    policy = load_policy(cfg.base, adapter)
+    generator = TransformersGenerator(
+        policy.model, policy.tokenizer, system=cfg.system, batch_size=cfg.eval_batch_size
+    )
+    problems = heldout_problems(cfg.eval_problems, seed=cfg.eval_seed, n_steps=cfg.eval_steps)
+    result = evaluate_policy(
+        generator,
+        problems,
+        k=cfg.eval_k,
+        temperature=cfg.eval_temperature,
+        max_new_tokens=cfg.eval_max_new_tokens,
+    )
+    print(result.summary())
+    if cfg.out:
+        from prmkit.io import write_json
+
+        write_json(Path(cfg.out), {"adapter": str(adapter), **result.as_dict()})
+    print(json.dumps(result.as_dict()))
+    return 0
