@@ -228,9 +228,39 @@ def test_evaluate_policy_counts_with_the_exact_checker():
     assert "pass@4 50.0%" in r.summary()
 
 
-def test_cli_config_keys_and_seed_clash(tmp_path):
+def test_cli_config_keys_and_seed_clash():
     from prmkit.cli import main
 
     assert main(["warmup", "eval_seed=0", "seed=0"]) == 1
     assert main(["warmup", "no_such_key=1"]) == 1
     assert Path("recipes/warmup.yaml").exists()
+
+
+def test_cli_trains_caches_and_evaluates(tiny_model_dir, tmp_path, capsys):
+    from prmkit.cli import main
+    from prmkit.config import load_config
+    from prmkit.io import read_json
+    from prmkit.policy.cli import WarmupConfig, warmup_from_config
+
+    args = [
+        f"base={tiny_model_dir}",
+        f"cache_dir={tmp_path / 'cache'}",
+        "n_examples=4",
+        "max_steps=2",
+        "lora_r=2",
+        "batch_size=2",
+        "eval_problems=2",
+        "eval_k=2",
+        "eval_max_new_tokens=6",
+        f"out={tmp_path / 'eval.json'}",
+    ]
+    assert main(["warmup", *args]) == 0
+    printed = capsys.readouterr().out
+    adapter = Path(printed.split("adapter: ")[1].split("\n")[0])
+    assert adapter.parent == tmp_path / "cache" and (adapter / "adapter_config.json").exists()
+    result = read_json(tmp_path / "eval.json")
+    assert result["n_problems"] == 2 and result["k"] == 2
+    assert sum(result["first_errors"].values()) + result["correct"] == 4
+    # the eval keys are not part of the cache key: the config API finds the same adapter
+    cfg = load_config(WarmupConfig, None, [a for a in args if not a.startswith(("eval", "out"))])
+    assert warmup_from_config(cfg, progress=False) == adapter

@@ -20,7 +20,7 @@ from prmkit.config import option
 from prmkit.errors import ConfigError
 from prmkit.policy.warmup import DEFAULT_TARGETS
 
-__all__ = ["WarmupConfig", "add_arguments", "run"]
+__all__ = ["WarmupConfig", "add_arguments", "run", "warmup_from_config"]
 
 
 @dataclass
@@ -84,10 +84,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser, WarmupConfig)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Train or fetch the adapter, print its path, evaluate it."""
+def warmup_from_config(cfg: WarmupConfig, *, progress: bool = True) -> Path:
+    """Train or fetch the adapter of ``cfg`` (only its training keys matter); return its dir.
+
+    Example:
+        >>> from prmkit.config import load_config
+        >>> adapter = warmup_from_config(load_config(WarmupConfig, "recipes/warmup.yaml"))  # doctest: +SKIP
+    """
     from prmkit.policy.warmup import warmup
 
+    values = asdict(cfg)
+    train_kwargs = {f.name: values[f.name] for f in fields(cfg) if f.name not in _EVAL_KEYS}
+    return warmup(cfg.base, progress=progress, **train_kwargs)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Train or fetch the adapter, print its path, evaluate it."""
     cfg = stage_config(WarmupConfig, args)
     if cfg.eval_problems and cfg.eval_seed == cfg.seed:
         raise ConfigError(
@@ -97,9 +109,7 @@ def run(args: argparse.Namespace) -> int:
             fix="pick another eval_seed",
         )
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    values = asdict(cfg)
-    train_kwargs = {f.name: values[f.name] for f in fields(cfg) if f.name not in _EVAL_KEYS}
-    adapter = warmup(cfg.base, **train_kwargs)
+    adapter = warmup_from_config(cfg)
     print(f"adapter: {adapter}")
     if not cfg.eval_problems:
         return 0
