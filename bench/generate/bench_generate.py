@@ -142,6 +142,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
+        "--baseline-samples",
+        type=int,
+        default=None,
+        help="time the per-sample baselines (model.generate, llama.cpp) on only this "
+        "many of the n samples (tokens/s is per sample; saves time on a busy machine)",
+    )
+    ap.add_argument(
         "--llama-python", default=None, help="python of a venv with llama-cpp-python (optional)"
     )
     args = ap.parse_args()
@@ -156,12 +163,13 @@ def main() -> None:
         f"{args.new_tokens} new tokens, temperature {args.temperature}"
     )
     work = (ids, args.n, args.new_tokens, args.temperature)
+    base_work = (ids, args.baseline_samples or args.n, args.new_tokens, args.temperature)
     run_prmkit(gen, ids, 2, 4, args.temperature, args.seed)  # warm-up (lazy inits)
     rates: dict[str, list[float]] = {"baseline": [], "prmkit": [], "llama.cpp": []}
     for rep in range(args.reps):
         seed = args.seed + rep
         runs = [
-            ("baseline", partial(run_baseline, model, tokenizer, *work, seed)),
+            ("baseline", partial(run_baseline, model, tokenizer, *base_work, seed)),
             ("prmkit", partial(run_prmkit, gen, *work, seed)),
         ]
         if args.llama_python:
@@ -169,7 +177,12 @@ def main() -> None:
                 (
                     "llama.cpp",
                     partial(
-                        run_llama, args.llama_python, *work, seed, threads, tokenizer.eos_token_id
+                        run_llama,
+                        args.llama_python,
+                        *base_work,
+                        seed,
+                        threads,
+                        tokenizer.eos_token_id,
                     ),
                 )
             )

@@ -183,11 +183,11 @@ def test_prefix_is_encoded_once_for_all_samples_and_chunks(smol_tokenizer):
     assert fed[0] == 7 * sum(len(x) for x in ids) + decoded
 
 
-def test_chunking_does_not_change_outputs(tiny_lm, smol_tokenizer):
+def test_chunking_and_kv_buffers_do_not_change_outputs(tiny_lm, smol_tokenizer):
     params = SamplingParams(temperature=1.0, max_new_tokens=5, seed=4)
     ids = [encode_prefix(smol_tokenizer, p) for p in PREFIXES]
     small = TransformersGenerator(tiny_lm, smol_tokenizer, batch_size=3, prefill_batch_size=2)
-    large = TransformersGenerator(tiny_lm, smol_tokenizer, batch_size=64)
+    large = TransformersGenerator(tiny_lm, smol_tokenizer, batch_size=64, preallocate=False)
     a, b = small.generate_ids(ids, 5, params), large.generate_ids(ids, 5, params)
     assert [len(grp) for grp in a] == [5, 5, 5]
     assert [[g.token_ids for g in grp] for grp in a] == [[g.token_ids for g in grp] for grp in b]

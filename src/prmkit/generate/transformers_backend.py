@@ -27,6 +27,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,6 +88,8 @@ class TransformersGenerator:
         system: System message for the chat template (``None``: the template's default).
         eos_token_ids: Tokens that end a solution (default: the tokenizer's and the model's
             generation config EOS tokens).
+        preallocate: Decode into preallocated KV buffers (``max_new_tokens`` long) instead of
+            ``DynamicCache``'s concatenation, which copies the whole cache at every token.
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class TransformersGenerator:
         chat: bool = True,
         system: str | None = None,
         eos_token_ids: Sequence[int] | None = None,
+        preallocate: bool = True,
     ) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -112,6 +116,7 @@ class TransformersGenerator:
             eos_token_ids if eos_token_ids is not None else _default_eos(model, tokenizer)
         )
         self._newline_ids: frozenset[int] | None = None
+        self.preallocate = preallocate
 
     @classmethod
     def from_pretrained(
@@ -284,7 +289,13 @@ class TransformersGenerator:
                 keys[index, :, width - k_u.shape[2] :] = k_u
                 values[index, :, width - v_u.shape[2] :] = v_u
             layers.append((keys, values))  # (rows, kv_heads, width, head_dim)
-        cache = DynamicCache(ddp_cache_data=layers, config=self.model.config)
+        cache = DynamicCache(config=self.model.config)
+        if self.preallocate:
+            capacity = width + params.max_new_tokens
+            buffer_layer = _buffer_layer_class()
+            cache.layers = [buffer_layer(k, v, capacity) for k, v in layers]
+        else:
+            cache = DynamicCache(ddp_cache_data=layers, config=self.model.config)
         padded = any(length != width for length in lengths)
         mask = torch.tensor([[0] * (width - m) + [1] * m for m in lengths], device=device)
         positions = torch.tensor(lengths, device=device)  # next position of each row
@@ -360,6 +371,51 @@ class TransformersGenerator:
             )
             self._newline_ids = frozenset(i for i, t in enumerate(texts) if "\n" in t)
         return self._newline_ids
+
+
+@functools.cache
+def _buffer_layer_class() -> type:
+    """A ``DynamicLayer`` that writes new keys/values into preallocated buffers.
+
+    ``DynamicLayer.update`` concatenates, copying the whole cache of every layer at every token;
+    this layer writes the new position in place and exposes views of the filled part.
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    class BufferLayer(DynamicLayer):
+        def __init__(self, keys: Any, values: Any, capacity: int) -> None:
+            super().__init__()
+            batch, heads, length, dim = keys.shape
+            self._k = keys.new_empty(batch, heads, capacity, dim)
+            self._v = values.new_empty(batch, heads, capacity, values.shape[-1])
+            self._k[:, :, :length] = keys
+            self._v[:, :, :length] = values
+            self._length = length
+            self.device = keys.device
+            self.is_initialized = True
+            self._views()
+
+        def _views(self) -> None:
+            self.keys = self._k[:, :, : self._length]
+            self.values = self._v[:, :, : self._length]
+
+        def update(
+            self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any
+        ) -> tuple[Any, Any]:
+            new = key_states.shape[-2]
+            if self._length + new > self._k.shape[2]:
+                raise RuntimeError("KV buffer overflow: capacity must cover max_new_tokens")
+            self._k[:, :, self._length : self._length + new] = key_states
+            self._v[:, :, self._length : self._length + new] = value_states
+            self._length += new
+            self._views()
+            return self.keys, self.values
+
+        def batch_select_indices(self, indices: Any) -> None:
+            self._k, self._v = self._k[indices], self._v[indices]
+            self._views()
+
+    return BufferLayer
 
 
 def _default_eos(model: Any, tokenizer: Any) -> set[int]:
