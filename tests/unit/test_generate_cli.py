@@ -119,10 +119,9 @@ def test_read_problems_accepts_records_and_plain_prompts(tmp_path):
 
 def test_generate_writes_traces(tmp_path, tiny_model_dir, capsys):
     problems = tmp_path / "problems.jsonl"
-    write_records(
-        problems,
-        [Problem(id=f"p{i}", prompt=f"What is {i} + 1?", answer=str(i + 1)) for i in range(3)],
-    )
+    records = [Problem(id=f"p{i}", prompt=f"What is {i} + 1?", answer=str(i + 1)) for i in range(3)]
+    records[2].meta = {"task": "arithmetic"}  # gets the task's prompt template
+    write_records(problems, records)
     out = tmp_path / "traces.jsonl"
     args = [
         "generate",
@@ -140,12 +139,18 @@ def test_generate_writes_traces(tmp_path, tiny_model_dir, capsys):
     assert "wrote" in capsys.readouterr().out
     assert {t.problem_id for t in traces} <= {"p0", "p1", "p2"}
     assert len(traces) >= 5  # an all-blank completion of 6 random tokens is (almost) impossible
+    by_id = {p.id: p for p in records}
     for t in traces:
         meta = t.meta
         assert meta["sampling"]["temperature"] == 1.0 and meta["sampling"]["max_new_tokens"] == 6
         assert meta["completion_tokens"] == 6 and meta["finish_reason"] in ("length", "eos")
-        assert meta["prompt_tokens"] > 0 and meta["reference_answer"] == str(int(t.prompt[8]) + 1)
+        assert meta["prompt_tokens"] > 0
+        assert meta["reference_answer"] == by_id[t.problem_id].answer
         assert t.id == f"{t.problem_id}-s{meta['sample_index']}"
+        if t.problem_id == "p2":
+            assert t.prompt.startswith("What is 2 + 1?\n") and "step by step" in t.prompt
+        else:
+            assert t.prompt == by_id[t.problem_id].prompt
     again = tmp_path / "again.jsonl"
     assert main([*args[:2], f"out={again}", *args[3:-2], "batch_size=64", "seed=5"]) == 0
     assert again.read_text() == out.read_text()  # batch size does not change the samples

@@ -30,6 +30,7 @@ from prmkit.generate.sampling import row_seed
 from prmkit.io import iter_jsonl
 from prmkit.records import Problem, Trace, read_records, write_records
 from prmkit.steps import STRATEGIES, split
+from prmkit.tasks.prompts import render_prompt
 
 __all__ = [
     "GenerateConfig",
@@ -64,6 +65,11 @@ class GenerateConfig:
     batch_size: int = option(32, "samples decoded together (bounds memory; no effect on output)")
     problems_per_call: int = option(4, "problems per generator call (part of the seeding)")
     base_url: str = option("http://localhost:8000/v1", "server API root (backend=openai)")
+    prompt_template: str | None = option(
+        None,
+        "user-message template in prmkit/prompts (None: the problem task's default, as the "
+        "warm-up trains with; the bare prompt for other tasks)",
+    )
     system: str | None = option(None, "system message (None: the chat template's default)")
     chat: bool = option(True, "render prompts with the model's chat template")
     segmentation: str = option("double_newline", f"step split strategy, one of {STRATEGIES}")
@@ -137,13 +143,18 @@ def read_problems(path: str | Path, limit: int | None = None) -> list[Problem]:
 
 def traces_for(
     problem: Problem,
+    prompt: str,
     completions: list[Any],
     *,
     params: SamplingParams,
     strategy: str,
     meta: dict[str, Any],
 ) -> tuple[list[Trace], int]:
-    """Trace records of one problem's completions, and how many were empty (skipped)."""
+    """Trace records of one problem's completions, and how many were empty (skipped).
+
+    ``prompt`` is the user message the policy was given (the problem inside its template), so
+    continuing a trace (Monte Carlo rollouts) reproduces the policy's input exactly.
+    """
     traces, empty = [], 0
     for j, completion in enumerate(completions):
         steps = split(completion.text, strategy).steps  # type: ignore[arg-type]
@@ -154,7 +165,7 @@ def traces_for(
             Trace(
                 id=f"{problem.id}-s{j}",
                 problem_id=problem.id,
-                prompt=problem.prompt,
+                prompt=prompt,
                 steps=steps,
                 answer=extract_answer(completion.text),
                 meta={
@@ -236,7 +247,12 @@ def run(args: argparse.Namespace) -> int:
         seed=cfg.seed,
     )
     generator = _generator(cfg)
-    meta = {"model": cfg.model, "adapter": cfg.adapter, "backend": cfg.backend}
+    meta = {
+        "model": cfg.model,
+        "adapter": cfg.adapter,
+        "backend": cfg.backend,
+        "prompt_template": cfg.prompt_template,
+    }
     per_call = max(1, cfg.problems_per_call)
     stats = {"traces": 0, "empty": 0, "length": 0, "tokens": 0}
 
@@ -248,12 +264,18 @@ def run(args: argparse.Namespace) -> int:
             batch_params = SamplingParams(
                 **{**asdict(params), "seed": row_seed(cfg.seed, start, 0)}
             )
+            prompts = [render_prompt(p, cfg.prompt_template) for p in batch]
             outs = generator.continue_from(
-                [Prefix(p.prompt) for p in batch], cfg.n, batch_params, stop="solution"
+                [Prefix(p) for p in prompts], cfg.n, batch_params, stop="solution"
             )
-            for problem, completions in zip(batch, outs, strict=True):
+            for problem, prompt, completions in zip(batch, prompts, outs, strict=True):
                 traces, empty = traces_for(
-                    problem, completions, params=params, strategy=cfg.segmentation, meta=meta
+                    problem,
+                    prompt,
+                    completions,
+                    params=params,
+                    strategy=cfg.segmentation,
+                    meta=meta,
                 )
                 stats["empty"] += empty
                 stats["length"] += sum(c.finish_reason == "length" for c in completions)
