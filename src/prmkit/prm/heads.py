@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from prmkit.errors import ModelLoadError
 from prmkit.prm.formats import Encoded, resolve_label_token_ids
 from prmkit.prm.spec import PRMSpec
 
@@ -144,16 +145,16 @@ def token_logratios(
     prm: PRM, input_ids: torch.Tensor, attention_mask: torch.Tensor
 ) -> torch.Tensor:
     """``(batch, seq)``: ``log pi(t) - log pi_ref(t)`` for each token (0 at t = 0)."""
+    if prm.ref_model is None:
+        raise ModelLoadError(
+            "implicit PRM without a reference model",
+            got=None,
+            expected="PRM.ref_model",
+            fix="build it with build_prm or load_prm",
+        )
     policy = _token_logprobs(prm.model, input_ids, attention_mask)
     with torch.no_grad():
-        if prm.ref_model is not None:
-            ref = _token_logprobs(prm.ref_model, input_ids, attention_mask)
-        else:  # LoRA training: the reference is the policy with its adapter switched off
-            ctx = getattr(prm.model, "disable_adapter", None)
-            if ctx is None:
-                raise RuntimeError("implicit PRM needs a ref_model or a peft model")
-            with ctx():
-                ref = _token_logprobs(prm.model, input_ids, attention_mask)
+        ref = _token_logprobs(prm.ref_model, input_ids, attention_mask)
     return policy - ref
 
 
@@ -190,7 +191,12 @@ def step_outputs(
         return out
     if spec.head == "probe":
         if prm.probe is None:
-            raise RuntimeError("probe head missing")
+            raise ModelLoadError(
+                "probe PRM without its head",
+                got=None,
+                expected="PRM.probe",
+                fix="build it with build_prm or load_prm",
+            )
         feats = hidden_features(prm.model, input_ids, attention_mask, encs, spec.probe_layer)
         return [prm.probe(f) for f in feats]
     # implicit
