@@ -77,8 +77,7 @@ class PRM:
         model: ``tokcls``: a token-classification model; ``labeltok``/``implicit``: a causal
             LM (the policy for ``implicit``); ``probe``: the frozen causal LM.
         probe: ``probe`` only: the MLP.
-        ref_model: ``implicit`` only: the frozen reference model (``None`` while training with
-            LoRA: the adapter is switched off instead).
+        ref_model: ``implicit`` only: the frozen reference model.
         source: Where it was loaded from.
     """
 
