@@ -1,9 +1,17 @@
 """``prmkit report RUN_DIR``: one self-contained HTML page and a Markdown summary of a run.
 
-Reads every ``*.json`` under RUN_DIR that ``prmkit eval ... --output`` wrote (recognized by its
-``"benchmark"`` key: ``processbench``, ``prmbench``, ``steps``, ``bon``) and, for the per-step
-view, labelled ScoredTrace files (``--traces FILE``, default: ``*scored*.jsonl`` under RUN_DIR).
+Reads every ``*.json`` under RUN_DIR that carries a ``"benchmark"`` key and shows the kinds it
+knows, in pipeline order: ``policy`` (the sampling policy's pass@1 / maj@N / pass@N and where its
+solutions first go wrong), ``annotation`` (automatic step labels against exact ones, with their
+cost), ``processbench``, ``prmbench``, ``steps``, ``bon`` (from ``prmkit eval ... --output``) and
+``search_vs_bon`` (from ``prmkit search --compare-bon``). A result of any other kind is listed as
+"not shown"; JSON without a ``"benchmark"`` key (configs, checkpoints) is not a result and is
+ignored; a file that is not valid JSON, or a known result missing a field, is a
+:class:`~prmkit.errors.DataFormatError` naming the file. The per-step view reads labelled
+ScoredTrace files (``--traces FILE``, default: ``*scored*.jsonl`` under RUN_DIR).
+
 Writes ``report.html`` (inline CSS and SVG, no scripts, no external resources) and ``report.md``.
+The schemas of the ``policy`` and ``annotation`` results are in ``docs/evaluate.md``.
 
 Example:
     prmkit eval bon --scores runs/demo/bon_scored.jsonl --output runs/demo/bon.json
@@ -14,36 +22,61 @@ from __future__ import annotations
 
 import argparse
 import html
-import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prmkit.errors import PrmkitError
+from prmkit.errors import DataFormatError, PrmkitError
+from prmkit.evaluate.report_svg import (
+    bon_svg,
+    calibration_svg,
+    histogram_svg,
+    tokens_svg,
+    trace_svg,
+)
 from prmkit.io import atomic_write, read_json
 
-__all__ = ["add_arguments", "build_report", "render_html", "render_markdown", "run"]
-
-_COLORS = [
-    "#1f77b4",
-    "#d62728",
-    "#2ca02c",
-    "#9467bd",
-    "#ff7f0e",
-    "#8c564b",
-    "#e377c2",
-    "#17becf",
-    "#7f7f7f",
-    "#bcbd22",
+__all__ = [
+    "KINDS",
+    "add_arguments",
+    "build_report",
+    "render_html",
+    "render_markdown",
+    "run",
+    "write_report",
 ]
-_BENCHMARKS = ("processbench", "prmbench", "steps", "bon")
+
+KINDS: dict[str, tuple[str, ...]] = {
+    "policy": ("pass@1", "maj@N", "pass@N", "n", "first_errors", "traces"),
+    "annotation": ("methods", "reference"),
+    "processbench": ("subsets", "mean_f1"),
+    "prmbench": ("overall", "classes", "groups", "threshold"),
+    "steps": ("auroc", "ece", "last_step_min", "n_steps"),
+    "bon": ("ns", "curves", "pass@1", "n_problems"),
+    "search_vs_bon": ("method", "n_problems", "search", "best_of_n", "budget"),
+}
+"""The result kinds the page shows, in page order, with the top-level keys each must have."""
+
+_ANNOTATION_KEYS = (
+    "first_error_acc",
+    "step_acc",
+    "rollouts_per_trace",
+    "tokens_per_trace",
+    "traces",
+)
+_WIDE = 6  # tables with more columns are set compact
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
 max-width:1000px;color:#222;padding:0 1rem}
 h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #ddd}
+h3{font-size:1rem}
+.scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:.5rem 0}td,th{padding:.25rem .6rem;text-align:right;
-border-bottom:1px solid #eee}th:first-child,td:first-child{text-align:left}
+border-bottom:1px solid #eee}th{vertical-align:bottom}
+th:first-child,td:first-child{text-align:left}td:first-child{white-space:nowrap}
+table.compact{font-size:.85rem}table.compact td,table.compact th{padding:.2rem .4rem}
 .note{color:#a15c00;font-size:.9rem}.muted{color:#777;font-size:.85rem}
 svg{background:#fff}.trace{margin:.6rem 0}
 """
@@ -61,29 +94,55 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _need(obj: Any, keys: Sequence[str], where: str) -> None:
+    """Raise a DataFormatError naming ``where`` unless ``obj`` is a dict with every key."""
+    missing = [k for k in keys if k not in obj] if isinstance(obj, dict) else list(keys)
+    if missing:
+        raise DataFormatError(
+            "result is missing fields",
+            got=missing,
+            expected="the fields " + ", ".join(keys),
+            fix="rewrite the file with the stage that makes it (schemas: docs/evaluate.md)",
+            where=where,
+        )
+
+
 # --------------------------------------------------------------------------- loading
 
 
-def _find_results(run_dir: Path) -> tuple[dict[str, list[tuple[str, dict[str, Any]]]], list[str]]:
-    """Results by benchmark, and the JSON files that could not be read (listed in the report)."""
-    found: dict[str, list[tuple[str, dict[str, Any]]]] = {b: [] for b in _BENCHMARKS}
-    unreadable = []
+Results = dict[str, list[tuple[str, dict[str, Any]]]]
+
+
+def _find_results(run_dir: Path) -> tuple[Results, list[tuple[str, str]]]:
+    """Results by kind (in :data:`KINDS` order), and ``(file, kind)`` of unknown kinds.
+
+    Raises:
+        DataFormatError: a JSON file cannot be parsed, or a known result lacks a field.
+    """
+    found: Results = {kind: [] for kind in KINDS}
+    unknown = []
     for path in sorted(run_dir.rglob("*.json")):
-        name = str(path.relative_to(run_dir))
-        try:
-            data = read_json(path)
-        except PrmkitError:
-            unreadable.append(name)
+        name = path.relative_to(run_dir).as_posix()
+        data = read_json(path)
+        if not isinstance(data, dict) or "benchmark" not in data:
             continue
-        if isinstance(data, dict) and data.get("benchmark") in found:
-            found[data["benchmark"]].append((name, data))
-    return found, unreadable
+        kind = data["benchmark"]
+        if isinstance(kind, str) and kind in found:
+            _need(data, KINDS[kind], name)
+            found[kind].append((name, data))
+        else:
+            unknown.append((name, str(kind)))
+    return found, unknown
 
 
 def _sample_traces(paths: Sequence[Path], limit: int) -> list[Any]:
+    """Up to ``limit`` labelled traces, about half with an error, from the first files."""
     from prmkit.records import ScoredTrace, iter_records
 
-    errors, correct = [], []
+    if limit <= 0:
+        return []
+    errors: list[Any] = []
+    correct: list[Any] = []
     for path in paths:
         for trace in iter_records(path, ScoredTrace):
             if trace.labels is None:
@@ -91,6 +150,8 @@ def _sample_traces(paths: Sequence[Path], limit: int) -> list[Any]:
             (correct if trace.first_error in (None, -1) else errors).append(trace)
             if len(errors) >= limit and len(correct) >= limit:
                 break
+        if len(errors) >= limit and len(correct) >= limit:
+            break
     half = max(1, limit // 2)
     picked = errors[: limit - min(half, len(correct))]
     return picked + correct[: limit - len(picked)]
@@ -101,7 +162,16 @@ def build_report(
     traces: Sequence[str | os.PathLike[str]] | None = None,
     n_traces: int = 6,
 ) -> dict[str, Any]:
-    """Collect what the page shows: results by benchmark, sample traces, their threshold."""
+    """Collect what the page shows.
+
+    Returns:
+        ``{"run_dir", "results": {kind: [(file, result)]}, "not_shown": [(file, kind)],
+        "threshold", "threshold_source", "traces"}``.
+
+    Raises:
+        PrmkitError: RUN_DIR is not a folder, or holds no result of a known kind.
+        DataFormatError: a JSON file cannot be parsed, or a known result lacks a field.
+    """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise PrmkitError(
@@ -110,7 +180,14 @@ def build_report(
             expected="a folder",
             fix="pass the folder holding the eval outputs",
         )
-    results, unreadable = _find_results(run_dir)
+    results, not_shown = _find_results(run_dir)
+    if not any(results.values()):
+        raise PrmkitError(
+            "no eval results in the run folder",
+            got=str(run_dir) + (f" (unknown kinds only: {not_shown})" if not_shown else ""),
+            expected="JSON files with a 'benchmark' key of " + ", ".join(KINDS),
+            fix="run prmkit eval with --output FILE inside the run folder",
+        )
     trace_paths = (
         [Path(p) for p in traces] if traces is not None else sorted(run_dir.rglob("*scored*.jsonl"))
     )
@@ -119,248 +196,289 @@ def build_report(
         if r.get("threshold") is not None:
             threshold, source = r["threshold"], r["threshold_source"]
             break
-    if not any(results.values()):
-        raise PrmkitError(
-            "no eval results in the run folder",
-            got=str(run_dir),
-            expected="JSON files written by `prmkit eval ... --output`",
-            fix="run prmkit eval with --output FILE inside the run folder",
-        )
     return {
         "run_dir": str(run_dir),
         "results": results,
-        "unreadable": unreadable,
+        "not_shown": not_shown,
         "threshold": threshold,
         "threshold_source": source,
         "traces": _sample_traces(trace_paths, n_traces),
     }
 
 
-# --------------------------------------------------------------------------- SVG
+# --------------------------------------------------------------------------- sections
 
 
-def _axes(
-    w: int,
-    h: int,
-    pad: int,
-    x_ticks: list[tuple[float, str]],
-    y_ticks: list[tuple[float, str]],
-    x_label: str,
-    y_label: str,
-) -> list[str]:
-    out = [
-        f'<line x1="{pad}" y1="{h - pad}" x2="{w - 10}" y2="{h - pad}" stroke="#444"/>',
-        f'<line x1="{pad}" y1="10" x2="{pad}" y2="{h - pad}" stroke="#444"/>',
+@dataclass
+class _Section:
+    """One part of the page: a table with notes, then plots (HTML only)."""
+
+    title: str
+    source: str
+    header: list[str]
+    rows: list[list[str]]
+    notes: list[str] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, svg)
+
+
+def _policy(src: str, r: dict[str, Any]) -> _Section:
+    n = r["n"]
+    try:
+        hist = {int(step): int(c) for step, c in r["first_errors"].items()}
+    except (AttributeError, TypeError, ValueError):
+        raise DataFormatError(
+            "first_errors is not a {step: count} map",
+            got=r["first_errors"],
+            expected='e.g. {"0": 3, "2": 1} (0-based steps)',
+            fix="write the counts of wrong samples by their first wrong step",
+            where=f"{src} field 'first_errors'",
+        ) from None
+    wrong = sum(hist.values())
+    row = [_fmt(r["pass@1"]), _fmt(r["maj@N"]), _fmt(r["pass@N"]), str(n), str(r["traces"])]
+    notes = [
+        f"{wrong} of {r['traces']} samples have a wrong step; first wrong step (0-based): "
+        + (", ".join(f"{s}: {c}" for s, c in sorted(hist.items())) or "none")
     ]
-    for x, text in x_ticks:
-        out.append(
-            f'<text x="{x:.1f}" y="{h - pad + 16}" font-size="11" '
-            f'text-anchor="middle">{_e(text)}</text>'
-        )
-    for y, text in y_ticks:
-        out.append(f'<line x1="{pad}" y1="{y:.1f}" x2="{w - 10}" y2="{y:.1f}" stroke="#eee"/>')
-        out.append(
-            f'<text x="{pad - 6}" y="{y + 4:.1f}" font-size="11" '
-            f'text-anchor="end">{_e(text)}</text>'
-        )
-    out.append(
-        f'<text x="{(w + pad) / 2:.0f}" y="{h - 6}" font-size="12" '
-        f'text-anchor="middle">{_e(x_label)}</text>'
+    figures = [("First wrong step of the policy's samples", histogram_svg(hist))] if hist else []
+    return _Section(
+        "Policy",
+        src,
+        ["pass@1 %", f"maj@{n} %", f"pass@{n} %", "samples / problem", "samples"],
+        [row],
+        notes,
+        figures,
     )
-    out.append(
-        f'<text x="14" y="{h / 2:.0f}" font-size="12" text-anchor="middle" '
-        f'transform="rotate(-90 14 {h / 2:.0f})">{_e(y_label)}</text>'
-    )
-    return out
 
 
-def bon_svg(result: dict[str, Any], methods: Sequence[str] | None = None) -> str:
-    """Accuracy vs N (log2 axis) with bootstrap bands, pass@N and the pass@1 baseline."""
-    w, h, pad = 640, 340, 50
-    curves = result["curves"]
-    methods = list(
-        methods
-        or [
-            m
-            for m in (
-                "pass",
-                "majority",
-                "prm_min",
-                "prm_prod",
-                "prm_last",
-                "prm_mean",
-                "weighted_min",
-            )
-            if m in curves
+def _annotation(src: str, r: dict[str, Any]) -> _Section:
+    rows = []
+    for name, m in r["methods"].items():
+        _need(m, _ANNOTATION_KEYS, f"{src} methods[{name!r}]")
+        rows.append(
+            [
+                name,
+                _fmt(m["first_error_acc"]),
+                _fmt(m["step_acc"]),
+                _fmt(m["rollouts_per_trace"]),
+                _fmt(m["tokens_per_trace"], 0),
+                str(m["traces"]),
+            ]
+        )
+    notes = [
+        f"agreement with the {r['reference']!r} labels of the same traces (first wrong step "
+        "equal; step labels equal, unlabelled steps skipped); cost: policy rollouts and tokens "
+        "per trace"
+    ]
+    header = [
+        "method",
+        "first-error agreement %",
+        "step-label agreement %",
+        "rollouts / trace",
+        "policy tokens / trace",
+        "traces",
+    ]
+    return _Section("Annotation cost", src, header, rows, notes)
+
+
+def _processbench(src: str, r: dict[str, Any]) -> _Section:
+    rows = [
+        [
+            n,
+            _fmt(s["acc_error"]),
+            _fmt(s["acc_correct"]),
+            _fmt(s["f1"]),
+            str(s["n_error"]),
+            str(s["n_correct"]),
         ]
-    )
-    ns = result["ns"]
-    lx = [math.log2(n) for n in ns]
-    x0, x1 = min(lx), max(lx) if max(lx) > min(lx) else min(lx) + 1
-    vals = [v for m in methods for row in curves[m] for v in (row["ci"][0], row["ci"][1])]
-    vals.append(result["pass@1"]["mean"])
-    lo = max(0.0, math.floor(min(vals) / 10) * 10)
-    hi = min(100.0, math.ceil(max(vals) / 10) * 10) if max(vals) > lo else lo + 10
-
-    def sx(n: float) -> float:
-        return pad + (math.log2(n) - x0) / (x1 - x0) * (w - pad - 160)
-
-    def sy(v: float) -> float:
-        return h - pad - (v - lo) / (hi - lo) * (h - pad - 10)
-
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-        f'role="img" aria-label="accuracy vs N">'
+        for n, s in r["subsets"].items()
     ]
-    y_ticks = [(sy(v), f"{v:.0f}") for v in range(int(lo), int(hi) + 1, 10)]
-    parts += _axes(
-        w, h, pad, [(sx(n), str(n)) for n in ns], y_ticks, "N (solutions per problem)", "accuracy %"
+    rows.append(["mean", "", "", _fmt(r["mean_f1"]), "", ""])
+    notes = list(r.get("notes", []))
+    if r.get("threshold") is not None:
+        notes.insert(0, f"threshold {r['threshold']:.6g} ({r['threshold_source']})")
+    header = ["subset", "acc_error", "acc_correct", "F1", "n_error", "n_correct"]
+    return _Section("ProcessBench", src, header, rows, notes)
+
+
+def _prmbench(src: str, r: dict[str, Any]) -> _Section:
+    entries = [("overall", r["overall"]), *r["classes"].items()]
+    rows = [
+        [n, _fmt(s["prm_score"]), _fmt(s["f1"]), _fmt(s["negative_f1"]), str(s["n_traces"])]
+        for n, s in entries
+    ]
+    notes = [
+        f"threshold {r['threshold']}",
+        "groups: " + ", ".join(f"{g} {_fmt(v)}" for g, v in r["groups"].items()),
+    ]
+    header = ["class", "PRMScore", "F1", "negative F1", "traces"]
+    return _Section("PRMBench", src, header, rows, notes)
+
+
+def _steps(src: str, r: dict[str, Any]) -> _Section:
+    rows = [
+        ["AUROC", _fmt(r["auroc"], 4)],
+        ["ECE", _fmt(r["ece"], 4)],
+        ["last-step minimum share", _fmt(r["last_step_min"]["share"], 4)],
+        ["labelled steps", str(r["n_steps"])],
+    ]
+    figures = []
+    if r.get("calibration"):
+        figures.append(("Calibration", calibration_svg(r["calibration"])))
+    return _Section(
+        "Step metrics", src, ["metric", "value"], rows, list(r.get("notes", [])), figures
     )
-    base = result["pass@1"]["mean"]
-    parts.append(
-        f'<line x1="{pad}" y1="{sy(base):.1f}" x2="{w - 160}" y2="{sy(base):.1f}" '
-        f'stroke="#555" stroke-dasharray="2,3"/>'
+
+
+def _bon(src: str, r: dict[str, Any]) -> _Section:
+    methods = list(r["curves"])
+    rows = [
+        [str(n), *(_fmt(r["curves"][m][i]["mean"]) for m in methods)] for i, n in enumerate(r["ns"])
+    ]
+    p1 = r["pass@1"]
+    notes = [
+        f"pass@1 {_fmt(p1['mean'])} [{_fmt(p1['ci'][0])}, {_fmt(p1['ci'][1])}] over "
+        f"{r['n_problems']} problems; 95% bootstrap intervals in the plot",
+        *r.get("notes", []),
+    ]
+    return _Section(
+        "Best-of-N accuracy (%)",
+        src,
+        ["N", *methods],
+        rows,
+        notes,
+        [("Accuracy vs N", bon_svg(r))],
     )
-    legend = [("pass@1", "#555", "2,3")]
-    for i, m in enumerate(methods):
-        color = _COLORS[i % len(_COLORS)]
-        rows = curves[m]
-        band = [(sx(r["n"]), sy(r["ci"][1])) for r in rows] + [
-            (sx(r["n"]), sy(r["ci"][0])) for r in reversed(rows)
+
+
+def _run_label(r: dict[str, Any]) -> str:
+    settings = r.get("settings") or {}
+    keys = ("k",) if r["method"] == "greedy" else ("n", "m")
+    shown = " ".join(f"{k}={settings[k]}" for k in keys if k in settings)
+    return f"{r['method']} {shown}".strip()
+
+
+def _search(items: list[tuple[str, dict[str, Any]]], report: dict[str, Any]) -> _Section:
+    """All ``search_vs_bon`` results in one table and one accuracy-vs-tokens plot."""
+    rows, notes, points = [], [], []
+    for src, r in items:
+        s, b, budget = r["search"], r["best_of_n"], r["budget"]
+        _need(s, ("accuracy", "compute"), f"{src} field 'search'")
+        _need(b, ("accuracy_prm", "accuracy_majority", "n_mean", "compute"), f"{src} 'best_of_n'")
+        _need(budget, ("search_tokens", "bon_tokens"), f"{src} field 'budget'")
+        k = max(r["n_problems"], 1)
+        s_tok, b_tok = budget["search_tokens"] / k, budget["bon_tokens"] / k
+        label = _run_label(r)
+        rows.append(
+            [
+                label,
+                str(r["n_problems"]),
+                _fmt(s["accuracy"]),
+                _fmt(b["accuracy_prm"]),
+                _fmt(b["accuracy_majority"]),
+                _fmt(b["n_mean"]),
+                f"{s_tok:.0f} / {b_tok:.0f}",
+                f"{s['compute'].get('prm_tokens', 0) / k:.0f} / "
+                f"{b['compute'].get('prm_tokens', 0) / k:.0f}",
+            ]
+        )
+        notes.append(
+            f"{src}: {label}, tokens matched on {r.get('match', 'completion')}, aggregation "
+            f"{r.get('aggregation', '?')}, {b.get('discarded_samples', 0)} best-of-N samples "
+            "drawn past the budget and discarded"
+        )
+        where = f"{label} ({src})"
+        points += [
+            {
+                "series": f"{r['method']} search",
+                "tokens": s_tok,
+                "accuracy": s["accuracy"],
+                "title": f"{where}: {s['accuracy']:.1f}% at {s_tok:.0f} tokens/problem",
+            },
+            {
+                "series": "best-of-N, PRM pick",
+                "tokens": b_tok,
+                "accuracy": b["accuracy_prm"],
+                "marker": "square",
+                "title": f"best-of-N PRM at the budget of {where}: {b['accuracy_prm']:.1f}%, "
+                f"N = {b['n_mean']:.1f}, {b_tok:.0f} tokens/problem",
+            },
+            {
+                "series": "best-of-N, majority",
+                "tokens": b_tok,
+                "accuracy": b["accuracy_majority"],
+                "marker": "triangle",
+                "title": f"best-of-N majority at the budget of {where}: "
+                f"{b['accuracy_majority']:.1f}%, {b_tok:.0f} tokens/problem",
+            },
         ]
-        parts.append(
-            '<polygon points="'
-            + " ".join(f"{x:.1f},{y:.1f}" for x, y in band)
-            + f'" fill="{color}" fill-opacity="0.12" stroke="none"/>'
-        )
-        dash = "6,4" if m == "pass" else ""
-        pts = " ".join(f"{sx(r['n']):.1f},{sy(r['mean']):.1f}" for r in rows)
-        parts.append(
-            f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"'
-            + (f' stroke-dasharray="{dash}"' if dash else "")
-            + "/>"
-        )
-        for r in rows:
-            parts.append(
-                f'<circle cx="{sx(r["n"]):.1f}" cy="{sy(r["mean"]):.1f}" r="3" '
-                f'fill="{color}"><title>{_e(m)} N={r["n"]}: {r["mean"]:.1f} '
-                f"[{r['ci'][0]:.1f}, {r['ci'][1]:.1f}]</title></circle>"
-            )
-        legend.append((m if m != "pass" else "pass@N", color, dash))
-    for i, (name, color, dash) in enumerate(legend):
-        y = 20 + 18 * i
-        parts.append(
-            f'<line x1="{w - 150}" y1="{y}" x2="{w - 125}" y2="{y}" stroke="{color}" '
-            f'stroke-width="2"' + (f' stroke-dasharray="{dash}"' if dash else "") + "/>"
-        )
-        parts.append(f'<text x="{w - 120}" y="{y + 4}" font-size="11">{_e(name)}</text>')
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
-def calibration_svg(bins: list[dict[str, Any]]) -> str:
-    """Reliability diagram: mean label vs mean score per bin (dot area ~ bin size)."""
-    w, h, pad = 340, 340, 50
-    span = w - pad - 10
-
-    def sx(v: float) -> float:
-        return pad + v * span
-
-    def sy(v: float) -> float:
-        return h - pad - v * (h - pad - 10)
-
-    ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-        f'role="img" aria-label="calibration">'
+    baselines = [(f"pass@1 ({src})", float(r["pass@1"])) for src, r in report["results"]["policy"]]
+    baselines += [
+        (f"pass@1 ({src})", float(r["pass@1"]["mean"])) for src, r in report["results"]["bon"]
     ]
-    parts += _axes(
-        w,
-        h,
-        pad,
-        [(sx(t), f"{t:g}") for t in ticks],
-        [(sy(t), f"{t:g}") for t in ticks],
-        "mean PRM score",
-        "mean step label",
+    notes.append(
+        "best-of-N points: whole samples from the same policy at each search's own token budget, "
+        "picked by the same PRM (square) or by majority (triangle); pass@1 lines have no token "
+        "cost on this axis"
     )
-    parts.append(
-        f'<line x1="{sx(0)}" y1="{sy(0)}" x2="{sx(1)}" y2="{sy(1)}" stroke="#999" '
-        f'stroke-dasharray="4,3"/>'
+    if report["results"]["bon"]:
+        notes.append(
+            "the accuracy-vs-N curves of "
+            + ", ".join(src for src, _ in report["results"]["bon"])
+            + " are not on this plot: best-of-N eval results carry no token counts"
+        )
+    header = [
+        "run",
+        "problems",
+        "search %",
+        "best-of-N PRM %",
+        "best-of-N majority %",
+        "best-of-N mean N",
+        "policy tokens / problem: search / best-of-N",
+        "PRM tokens / problem: search / best-of-N",
+    ]
+    return _Section(
+        "Search vs best-of-N at equal policy tokens",
+        ", ".join(src for src, _ in items),
+        header,
+        rows,
+        notes,
+        [("Accuracy vs policy tokens", tokens_svg(points, baselines))],
     )
-    total = sum(b["n"] for b in bins) or 1
-    for b in bins:
-        if not b["n"]:
+
+
+_BUILDERS = {
+    "policy": _policy,
+    "annotation": _annotation,
+    "processbench": _processbench,
+    "prmbench": _prmbench,
+    "steps": _steps,
+    "bon": _bon,
+}
+
+
+def _sections(report: Mapping[str, Any]) -> list[_Section]:
+    out = []
+    for kind, items in report["results"].items():
+        if kind == "search_vs_bon":
+            if items:
+                out.append(_search(items, dict(report)))
             continue
-        r = 3 + 12 * math.sqrt(b["n"] / total)
-        parts.append(
-            f'<circle cx="{sx(b["mean_score"]):.1f}" cy="{sy(b["mean_label"]):.1f}" '
-            f'r="{r:.1f}" fill="#1f77b4" fill-opacity="0.6"><title>bin '
-            f"[{b['lo']:g}, {b['hi']:g}): n={b['n']}, score {b['mean_score']:.3f}, "
-            f"label {b['mean_label']:.3f}</title></circle>"
-        )
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
-def trace_svg(trace: Any, threshold: float) -> str:
-    """Step score bars of one trace; the true first error (red) and the predicted one (marker)."""
-    from prmkit.evaluate.processbench import first_error_prediction
-
-    scores = trace.step_scores
-    n = len(scores)
-    bar, gap, h, top = 26, 6, 120, 18
-    w = 40 + n * (bar + gap)
-    pred = first_error_prediction(scores, threshold)
-    true = trace.first_error if trace.first_error is not None else -1
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 36}" '
-        f'role="img" aria-label="step scores">'
-    ]
-    lo, hi = min(0.0, *scores), max(1.0, *scores)
-
-    def sy(v: float) -> float:
-        return top + (hi - v) / (hi - lo) * h
-
-    for i, s in enumerate(scores):
-        x = 30 + i * (bar + gap)
-        label = trace.labels[i] if trace.labels is not None else None
-        color = "#bbb" if label is None else "#2ca02c" if label >= 0.5 else "#d62728"
-        y = sy(max(s, 0.0))
-        parts.append(
-            f'<rect x="{x}" y="{y:.1f}" width="{bar}" height="{sy(lo) - y:.1f}" '
-            f'fill="{color}" fill-opacity="0.75"><title>step {i}: score {s:.3f}, '
-            f"label {_e(label)}</title></rect>"
-        )
-        parts.append(
-            f'<text x="{x + bar / 2}" y="{h + top + 14}" font-size="10" '
-            f'text-anchor="middle">{i}</text>'
-        )
-        if i == true:
-            parts.append(
-                f'<rect x="{x - 2}" y="{top - 2}" width="{bar + 4}" '
-                f'height="{h + 4}" fill="none" stroke="#d62728" stroke-width="2"/>'
-            )
-        if i == pred:
-            parts.append(
-                f'<path d="M{x + bar / 2 - 6},{top - 14} l12,0 l-6,10 z" '
-                f'fill="#222"><title>predicted first error</title></path>'
-            )
-    ty = sy(threshold)
-    parts.append(
-        f'<line x1="26" y1="{ty:.1f}" x2="{w - 4}" y2="{ty:.1f}" stroke="#444" '
-        f'stroke-dasharray="3,3"/>'
-    )
-    parts.append("</svg>")
-    return "\n".join(parts)
+        out += [_BUILDERS[kind](src, r) for src, r in items]
+    return out
 
 
 # --------------------------------------------------------------------------- rendering
 
 
 def _html_table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{_e(c)}</th>" for c in header)
+    # allow breaks after underscores so long method names can wrap in narrow columns
+    head = "".join(f"<th>{_e(c).replace('_', '_<wbr>')}</th>" for c in header)
     body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    cls = ' class="compact"' if len(header) > _WIDE else ""
+    return (
+        f'<div class="scroll"><table{cls}><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -369,95 +487,20 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _sections(
-    report: dict[str, Any],
-) -> list[tuple[str, str, list[str], list[list[str]], list[str]]]:
-    """(title, source, header, rows, notes) for every result table."""
-    out = []
-    res = report["results"]
-    for src, r in res["processbench"]:
-        rows = [
-            [
-                n,
-                _fmt(s["acc_error"]),
-                _fmt(s["acc_correct"]),
-                _fmt(s["f1"]),
-                str(s["n_error"]),
-                str(s["n_correct"]),
-            ]
-            for n, s in r["subsets"].items()
-        ]
-        rows.append(["mean", "", "", _fmt(r["mean_f1"]), "", ""])
-        t = r.get("threshold")
-        notes = list(r.get("notes", []))
-        if t is not None:
-            notes.insert(0, f"threshold {t:.6g} ({r['threshold_source']})")
-        out.append(
-            (
-                "ProcessBench",
-                src,
-                ["subset", "acc_error", "acc_correct", "F1", "n_error", "n_correct"],
-                rows,
-                notes,
-            )
-        )
-    for src, r in res["prmbench"]:
-        entries = [("overall", r["overall"]), *r["classes"].items()]
-        rows = [
-            [n, _fmt(s["prm_score"]), _fmt(s["f1"]), _fmt(s["negative_f1"]), str(s["n_traces"])]
-            for n, s in entries
-        ]
-        notes = [
-            f"threshold {r['threshold']}",
-            "groups: " + ", ".join(f"{g} {_fmt(v)}" for g, v in r["groups"].items()),
-        ]
-        out.append(
-            ("PRMBench", src, ["class", "PRMScore", "F1", "negative F1", "traces"], rows, notes)
-        )
-    for src, r in res["steps"]:
-        last = r["last_step_min"]
-        rows = [
-            ["AUROC", _fmt(r["auroc"], 4)],
-            ["ECE", _fmt(r["ece"], 4)],
-            ["last-step minimum share", _fmt(last["share"], 4)],
-            ["labelled steps", str(r["n_steps"])],
-        ]
-        out.append(("Step metrics", src, ["metric", "value"], rows, list(r.get("notes", []))))
-    for src, r in res["bon"]:
-        methods = list(r["curves"])
-        rows = [
-            [str(n), *(_fmt(r["curves"][m][i]["mean"]) for m in methods)]
-            for i, n in enumerate(r["ns"])
-        ]
-        p1 = r["pass@1"]
-        notes = [
-            f"pass@1 {_fmt(p1['mean'])} [{_fmt(p1['ci'][0])}, {_fmt(p1['ci'][1])}] over "
-            f"{r['n_problems']} problems; 95% bootstrap intervals in the plot",
-            *r.get("notes", []),
-        ]
-        out.append(("Best-of-N accuracy (%)", src, ["N", *methods], rows, notes))
-    return out
+def _not_shown(report: Mapping[str, Any]) -> list[str]:
+    return [f"not shown: {name} (benchmark {kind})" for name, kind in report["not_shown"]]
 
 
-def render_html(report: dict[str, Any]) -> str:
+def render_html(report: Mapping[str, Any]) -> str:
     """The self-contained page."""
     body = [f'<h1>prmkit report</h1><p class="muted">{_e(report["run_dir"])}</p>']
-    if report["unreadable"]:
-        body.append(
-            f'<p class="note">unreadable JSON files skipped: '
-            f"{_e(', '.join(report['unreadable']))}</p>"
-        )
-    for title, src, header, rows, notes in _sections(report):
-        body.append(f'<h2>{_e(title)}</h2><p class="muted">{_e(src)}</p>')
-        body.append(_html_table(header, rows))
-        body += [f'<p class="note">{_e(n)}</p>' for n in notes]
-        if title.startswith("Best-of-N"):
-            result = dict(report["results"]["bon"])[src]
-            body.append(bon_svg(result))
-        if title == "Step metrics":
-            result = dict(report["results"]["steps"])[src]
-            if result.get("calibration"):
-                body.append("<h3>Calibration</h3>" + calibration_svg(result["calibration"]))
+    body += [f'<p class="note">{_e(line)}</p>' for line in _not_shown(report)]
+    for sec in _sections(report):
+        body.append(f'<h2>{_e(sec.title)}</h2><p class="muted">{_e(sec.source)}</p>')
+        body.append(_html_table(sec.header, sec.rows))
+        body += [f'<p class="note">{_e(n)}</p>' for n in sec.notes]
+        for caption, svg in sec.figures:
+            body.append(f'<h3>{_e(caption)}</h3><div class="scroll">{svg}</div>')
     if report["traces"]:
         body.append("<h2>Sample traces</h2>")
         body.append(
@@ -470,7 +513,7 @@ def render_html(report: dict[str, Any]) -> str:
             body.append(
                 f'<div class="trace"><div><b>{_e(t.id)}</b> '
                 f'<span class="muted">{_e(t.prompt[:160])}</span></div>'
-                f"{trace_svg(t, report['threshold'])}</div>"
+                f'<div class="scroll">{trace_svg(t, report["threshold"])}</div></div>'
             )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -481,21 +524,52 @@ def render_html(report: dict[str, Any]) -> str:
     )
 
 
-def render_markdown(report: dict[str, Any]) -> str:
-    """The Markdown summary: the same tables, no plots."""
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The Markdown summary: the same tables and notes, no plots."""
     lines = [f"# prmkit report\n\n`{report['run_dir']}`\n"]
-    if report["unreadable"]:
-        lines.append(f"unreadable JSON files skipped: {', '.join(report['unreadable'])}\n")
-    for title, src, header, rows, notes in _sections(report):
-        lines.append(f"## {title}\n\n`{src}`\n\n{_md_table(header, rows)}\n")
-        lines += [f"- {n}" for n in notes]
+    shown = _not_shown(report)
+    if shown:
+        lines += [f"- {line}" for line in shown] + [""]
+    for sec in _sections(report):
+        lines.append(f"## {sec.title}\n\n`{sec.source}`\n\n{_md_table(sec.header, sec.rows)}\n")
+        lines += [f"- {n}" for n in sec.notes]
         lines.append("")
     return "\n".join(lines)
 
 
+def write_report(
+    run_dir: str | os.PathLike[str],
+    traces: Sequence[str | os.PathLike[str]] | None = None,
+    n_traces: int = 6,
+    out_dir: str | os.PathLike[str] | None = None,
+) -> list[Path]:
+    """Build the report and write ``report.html`` and ``report.md`` (atomically).
+
+    Args:
+        run_dir: The folder holding the result JSON files.
+        traces: Labelled ScoredTrace files for the per-step view (default: ``*scored*.jsonl``).
+        n_traces: Sample traces to show.
+        out_dir: Where to write (default: ``run_dir``).
+
+    Returns:
+        The two paths written.
+
+    Example:
+        >>> write_report("runs/demo")  # doctest: +SKIP
+        [PosixPath('runs/demo/report.html'), PosixPath('runs/demo/report.md')]
+    """
+    report = build_report(run_dir, traces, n_traces)
+    out = Path(out_dir if out_dir is not None else run_dir)
+    paths = [out / "report.html", out / "report.md"]
+    for path, text in zip(paths, (render_html(report), render_markdown(report)), strict=True):
+        with atomic_write(path) as f:
+            f.write(text)
+    return paths
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``prmkit report RUN_DIR [--traces FILE ...] [--n-traces 6] [--out-dir DIR]``."""
-    parser.add_argument("run_dir", help="folder with the JSON files of `prmkit eval --output`")
+    parser.add_argument("run_dir", help="folder with the result JSON files (see docs/evaluate.md)")
     parser.add_argument(
         "--traces",
         action="append",
@@ -510,11 +584,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write ``report.html`` and ``report.md``."""
-    report = build_report(args.run_dir, args.traces, args.n_traces)
-    out = Path(args.out_dir or args.run_dir)
-    with atomic_write(out / "report.html") as f:
-        f.write(render_html(report))
-    with atomic_write(out / "report.md") as f:
-        f.write(render_markdown(report))
-    print(f"wrote {out / 'report.html'} and {out / 'report.md'}")
+    html_path, md_path = write_report(args.run_dir, args.traces, args.n_traces, args.out_dir)
+    print(f"wrote {html_path} and {md_path}")
     return 0
