@@ -41,6 +41,7 @@ from prmkit.score.aggregate import aggregate, aggregate_all
 from prmkit.search.engine import Compute, SearchResult, round_seed
 from prmkit.search.incremental import IncrementalScorer
 from prmkit.steps import join_steps, split
+from prmkit.tasks.prompts import render_prompt
 
 __all__ = ["BestOfNResult", "check_correct", "compare_with_best_of_n", "matched_best_of_n"]
 
@@ -142,7 +143,7 @@ def matched_best_of_n(
             max_new_tokens=max_new_tokens,
             seed=round_seed(seed, problem.id, 1_000_000 + call),
         )
-        (chunk,) = generator.sample([problem.prompt], want, params)
+        (chunk,) = generator.sample([render_prompt(problem)], want, params)
         call += 1
         n_drawn += len(chunk)
         for c in chunk:
@@ -163,7 +164,7 @@ def matched_best_of_n(
         compute.policy_completions += 1
     pieces = [(j, split(c.text).steps) for j, c in enumerate(kept)]
     with_steps = [(j, s) for j, s in pieces if s]
-    root = scorer.root(problem.prompt)
+    root = scorer.root(render_prompt(problem))
     states, cost = scorer.extend([(root, s) for _, s in with_steps])
     compute.add_prm(cost)
     from prmkit.tasks.answers import extract_answer
@@ -184,7 +185,7 @@ def matched_best_of_n(
             ScoredTrace(
                 id=f"{problem.id}-bon-s{j}",
                 problem_id=problem.id,
-                prompt=problem.prompt,
+                prompt=render_prompt(problem),
                 steps=list(steps),
                 answer=extract_answer(join_steps(list(steps))),
                 meta=meta,

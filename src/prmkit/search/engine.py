@@ -35,6 +35,7 @@ from prmkit.records import Problem, ScoredTrace
 from prmkit.score.aggregate import AGGREGATIONS, aggregate, aggregate_all
 from prmkit.search.incremental import IncrementalScorer, ScoreCost, ScoreState
 from prmkit.steps import join_steps, split
+from prmkit.tasks.prompts import render_prompt
 
 __all__ = ["Beam", "Compute", "SearchResult", "round_seed", "tree_search"]
 
@@ -204,7 +205,7 @@ def tree_search(
         )
     compute = Compute()
     stats = {"rounds": 0, "empty_completions": 0, "steps_cut_at_step_tokens": 0}
-    root = scorer.root(problem.prompt)
+    root = scorer.root(render_prompt(problem))
     active: list[list[Beam]] = [[Beam(root, g, float("-inf"))] for g in range(groups)]
     finished: list[list[Beam]] = [[] for _ in range(groups)]
     for rnd in range(max_steps):
@@ -220,7 +221,7 @@ def tree_search(
             seed=round_seed(seed, problem.id, rnd),
         )
         out = generator.continue_from(
-            [Prefix(problem.prompt, b.state.steps) for b in work],
+            [Prefix(render_prompt(problem), b.state.steps) for b in work],
             width,
             params,
             stop="solution" if last else "step",
@@ -300,7 +301,7 @@ def _record(
     return ScoredTrace(
         id=f"{problem.id}-{method}",
         problem_id=problem.id,
-        prompt=problem.prompt,
+        prompt=render_prompt(problem),
         steps=steps,
         answer=extract_answer(join_steps(steps)),
         meta={
