@@ -8,7 +8,8 @@ How a call runs:
    ``prefill_batch_size``); its KV cache and last logits are kept while later chunks still need
    them. The chunk's cache is those prefix caches repeated along the batch dimension, right-aligned
    with left padding and an attention mask - the shared prefix never runs through the model again.
-4. A decode loop feeds one token per row (``DynamicCache``, explicit positions), samples with one
+4. A decode loop feeds one token per row (a ``DynamicCache`` whose layers write into buffers
+   preallocated for ``max_new_tokens``, explicit positions), samples with one
    random stream per sample (:mod:`prmkit.generate.sampling`), and drops finished rows from the
    batch. ``stop="step"`` ends a row when its decoded text holds a step boundary (which may sit
    inside a larger token such as ``" \\n\\n"``); the text is cut exactly at the boundary.
@@ -289,10 +290,10 @@ class TransformersGenerator:
                 keys[index, :, width - k_u.shape[2] :] = k_u
                 values[index, :, width - v_u.shape[2] :] = v_u
             layers.append((keys, values))  # (rows, kv_heads, width, head_dim)
-        cache = DynamicCache(config=self.model.config)
         if self.preallocate:
-            capacity = width + params.max_new_tokens
+            cache = DynamicCache(config=self.model.config)
             buffer_layer = _buffer_layer_class()
+            capacity = width + params.max_new_tokens
             cache.layers = [buffer_layer(k, v, capacity) for k, v in layers]
         else:
             cache = DynamicCache(ddp_cache_data=layers, config=self.model.config)
