@@ -83,6 +83,9 @@ class RealDataConfig:
     batch_size: int = option(4, "traces per forward pass")
     chunk: int = option(32, "traces per feature-cache file")
     threads: int = option(2, "torch threads")
+    probe_layers: list[int] = option(  # noqa: RUF009
+        [], "layers (a subset of `layers`) to train probes on; [] = all cached layers"
+    )
     widths: list[int] = option([0, 256], "probe MLP widths to try (0 = linear)")  # noqa: RUF009
     schemes: list[str] = option(  # noqa: RUF009
         ["all", "first"], "label schemes: all steps / up to and including the first error"
@@ -166,11 +169,12 @@ def stage_data(cfg: RealDataConfig, log) -> dict:
         "problems_in_processbench": len(overlap),
         "excluded_overlap": cfg.exclude_eval_problems,
     }
-    rng = random.Random(cfg.seed + 1)
     for name, problems, k in (
         ("train", train, cfg.train_variants),
         ("heldout", held, cfg.heldout_variants),
     ):
+        # one generator per split: growing the training set never changes the held-out sample
+        rng = random.Random(f"{cfg.seed}-{name}")
         kept, too_long = [], 0
         for p in problems:
             chosen = by_problem[p]
@@ -245,6 +249,7 @@ def stage_features(cfg: RealDataConfig, log) -> None:
         done = set(_features(cfg, name))
         n_files = len(list(out.glob("*.pt")))
         todo = [t for t in traces if t.id not in done]
+        n_done = len(traces) - len(todo)
         for c in range(0, len(todo), cfg.chunk):
             path = out / f"{n_files + c // cfg.chunk:05d}.pt"
             if model is None:
@@ -280,7 +285,7 @@ def stage_features(cfg: RealDataConfig, log) -> None:
             torch.save({"layers": list(cfg.layers), "features": feats}, f"{path}.tmp")
             Path(f"{path}.tmp").replace(path)
             log(
-                f"features {name} {len(done) + c + len(part)}/{len(traces)}: {n_tok} tokens in "
+                f"features {name} {n_done + c + len(part)}/{len(traces)}: {n_tok} tokens in "
                 f"{secs:.1f}s ({n_tok / secs:.0f} tok/s)"
             )
 
@@ -414,6 +419,8 @@ def stage_probes(cfg: RealDataConfig, log) -> dict:
     pb_labels = [t.first_error for t in sets["processbench"]]
     rows = []
     for li, layer in enumerate(cfg.layers):
+        if cfg.probe_layers and layer not in cfg.probe_layers:
+            continue
         for scheme in cfg.schemes:
             for classes in cfg.class_sets:
                 x, y = matrix(train_tr, scheme, classes, li)
@@ -429,6 +436,9 @@ def stage_probes(cfg: RealDataConfig, log) -> dict:
                         ps = _score_set(probe, sets["processbench"], feats["processbench"], li)
                         preds = [first_error_prediction(s, thr) for s in ps]
                         m = subset_metrics(pb_labels, preds)
+                        # diagnostic only (never used for selection): the best threshold on
+                        # ProcessBench itself, to separate ranking quality from threshold transfer
+                        _, oracle = choose_threshold(list(zip(pb_labels, ps, strict=True)))
                         row = {
                             "layer": layer,
                             "width": width,
@@ -441,6 +451,7 @@ def stage_probes(cfg: RealDataConfig, log) -> dict:
                             "pb_acc_error": _r(m.acc_error),
                             "pb_acc_correct": _r(m.acc_correct),
                             "pb_f1": _r(m.f1),
+                            "pb_oracle_f1_diagnostic": _r(oracle),
                             **info,
                             "seconds": round(time.perf_counter() - start, 1),
                         }
@@ -588,7 +599,7 @@ def main(argv: list[str] | None = None) -> int:
         "--stage", default="all", choices=["all", "data", "features", "probes", "final"]
     )
     parser.add_argument("overrides", nargs="*")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     cfg = load_config(RealDataConfig, args.config, args.overrides)
     Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
 
