@@ -1,0 +1,374 @@
+"""``prmkit demo``: the whole PRM life cycle on the embedded SmolLM2, small enough for 2 CPU cores.
+
+Reads top to bottom: policy warm-up (cached) -> problems -> sampling -> exact step checks ->
+automatic annotation (Monte Carlo, binary search) -> a probe-head PRM -> scoring -> best-of-N and
+ProcessBench-style evaluation -> PRM-guided beam search -> the field's data formats -> report.
+Every stage writes its records under ``out_dir``; sizes live in ``recipes/demo.yaml``, larger runs
+in ``recipes/demo_large.yaml``.
+
+Example:
+    prmkit demo --config recipes/demo.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from prmkit.cli import add_config_arguments, stage_config
+from prmkit.config import load_config, option
+
+__all__ = ["DemoConfig", "add_arguments", "run", "run_demo"]
+
+
+@dataclass
+class DemoConfig:
+    """Sizes and settings of the demo run."""
+
+    out_dir: str = option("runs/demo", "where every record, checkpoint and the report go")
+    model: str = option("smollm2", "policy base model: 'smollm2' or a local HF directory")
+    warmup_recipe: str = option("recipes/warmup.yaml", "warm-up recipe ('' = untuned policy)")
+    n_eval_problems: int = option(20, "held-out 4-step problems for best-of-N")
+    n_samples: int = option(16, "solutions sampled per held-out problem (N_max)")
+    n_train_problems: int = option(24, "problems whose samples train the PRM")
+    n_train_samples: int = option(4, "solutions sampled per PRM-training problem")
+    n_steps: int = option(4, "operations per problem")
+    temperature: float = option(0.7, "policy sampling temperature")
+    max_new_tokens: int = option(160, "token budget of one solution")
+    seed: int = option(2026, "seed of problems, sampling, rollouts and training")
+    mc_k: int = option(4, "Monte Carlo rollouts per step prefix")
+    binary_k: int = option(4, "binary-search rollouts per probed prefix")
+    n_annotate: int = option(32, "PRM-training traces annotated by both MC and binary search")
+    prm_epochs: int = option(30, "probe-head training epochs")
+    search_problems: int = option(4, "problems for the PRM-guided beam search")
+    search_n: int = option(4, "beam search: beams per round")
+    search_m: int = option(2, "beam search: beam width")
+    data_dir: str = option("", "shared data folder ('' = $PRMKIT_DATA_DIR or ../shared/data)")
+
+
+def _say(title: str) -> None:
+    print(f"\n== {title}", flush=True)
+
+
+def _policy(cfg: DemoConfig) -> tuple[Any, str | None]:
+    """The warmed-up policy as a Generator (warm-up cached under the prmkit cache dir)."""
+    from prmkit.generate.transformers_backend import TransformersGenerator
+    from prmkit.policy import load_policy
+
+    adapter = None
+    if cfg.warmup_recipe:
+        from prmkit.policy.cli import WarmupConfig, warmup_from_config
+
+        adapter = warmup_from_config(load_config(WarmupConfig, cfg.warmup_recipe))
+        print(f"policy adapter: {adapter}")
+    policy = load_policy(cfg.model, adapter)
+    generator = TransformersGenerator(policy.model, policy.tokenizer)
+    return generator, str(adapter) if adapter else None
+
+
+def _sample(generator: Any, problems: Sequence[Any], n: int, cfg: DemoConfig, seed: int
+            ) -> list[Any]:
+    """Sample ``n`` solutions per problem and return exact-labelled traces."""
+    from prmkit.generate.cli import traces_for
+    from prmkit.generate.protocol import SamplingParams
+    from prmkit.tasks.arithmetic_check import label_trace
+    from prmkit.tasks.prompts import render_prompt
+
+    params = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
+                            seed=seed)
+    prompts = [render_prompt(p) for p in problems]
+    out = generator.sample(prompts, n, params)
+    labeled = []
+    for problem, prompt, group in zip(problems, prompts, out, strict=True):
+        traces, _ = traces_for(problem, prompt, group, params=params, strategy="double_newline",
+                               meta={"policy": "demo"})
+        labeled += [label_trace(problem, t) for t in traces]
+    return labeled
+
+
+def _policy_summary(problems: Sequence[Any], traces: Sequence[Any]) -> dict[str, Any]:
+    by_problem: dict[str, list[Any]] = {}
+    for t in traces:
+        by_problem.setdefault(t.problem_id, []).append(t)
+    gold = {p.id: p.answer for p in problems}
+    pass1 = passn = maj = 0.0
+    first_errors: Counter[int] = Counter()
+    for pid, group in by_problem.items():
+        good = [t.first_error == -1 for t in group]
+        pass1 += sum(good) / len(group)
+        passn += any(good)
+        votes = Counter(t.answer for t in group if t.answer is not None)
+        maj += bool(votes) and votes.most_common(1)[0][0] == gold[pid]
+        first_errors.update(t.first_error for t in group if t.first_error >= 0)
+    n = max(len(problems), 1)
+    return {"pass@1": 100 * pass1 / n, "pass@N": 100 * passn / n, "maj@N": 100 * maj / n,
+            "first_errors": dict(sorted(first_errors.items())), "traces": len(traces)}
+
+
+def run_demo(cfg: DemoConfig) -> dict[str, Any]:
+    """Run every stage; return the summary numbers (also written to ``out_dir``)."""
+    from prmkit.io import write_json
+    from prmkit.records import write_records
+    from prmkit.tasks.arithmetic import generate
+
+    start = time.perf_counter()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    summary: dict[str, Any] = {"config": asdict(cfg)}
+    timings: dict[str, float] = {}
+
+    def lap(name: str, t0: float) -> None:
+        timings[name] = round(time.perf_counter() - t0, 1)
+        print(f"   ({name}: {timings[name]:.1f} s)", flush=True)
+
+    _say("1. policy: SmolLM2-135M-Instruct + cached warm-up LoRA")
+    t0 = time.perf_counter()
+    generator, adapter = _policy(cfg)
+    summary["adapter"] = adapter
+    lap("policy", t0)
+
+    _say("2. problems: built-in arithmetic, held-out seeds")
+    train_problems = generate(cfg.n_train_problems, seed=cfg.seed, n_steps=cfg.n_steps)
+    eval_problems = generate(cfg.n_eval_problems, seed=cfg.seed + 1, n_steps=cfg.n_steps)
+    write_records(out / "problems_train.jsonl", train_problems)
+    write_records(out / "problems_eval.jsonl", eval_problems)
+    print(f"{len(train_problems)} PRM-training and {len(eval_problems)} held-out problems; e.g.")
+    print(f"   {eval_problems[0].prompt}")
+
+    _say(f"3. generate: {cfg.n_samples} samples per held-out problem, exact-checked")
+    t0 = time.perf_counter()
+    eval_traces = _sample(generator, eval_problems, cfg.n_samples, cfg, seed=cfg.seed + 2)
+    train_traces = _sample(generator, train_problems, cfg.n_train_samples, cfg, seed=cfg.seed + 3)
+    write_records(out / "traces_eval.jsonl", eval_traces)
+    write_records(out / "traces_train.jsonl", train_traces)
+    policy = _policy_summary(eval_problems, eval_traces)
+    summary["policy"] = policy
+    write_json(out / "policy.json", {"benchmark": "policy", "n": cfg.n_samples,
+                                     "problems": len(eval_problems), **policy})
+    print(f"pass@1 {policy['pass@1']:.1f}%  maj@{cfg.n_samples} {policy['maj@N']:.1f}%  "
+          f"pass@{cfg.n_samples} {policy['pass@N']:.1f}%  over {policy['traces']} traces")
+    print(f"first wrong step (0-based) histogram: {policy['first_errors']}")
+    example = next((t for t in eval_traces if t.first_error >= 0), eval_traces[0])
+    print("a sampled solution, exact-checked:")
+    for i, (step, label) in enumerate(zip(example.steps, example.labels, strict=True)):
+        mark = {1.0: "ok ", 0.0: "BAD", None: " - "}[label]
+        print(f"   [{mark}] step {i}: {step}")
+    lap("generate", t0)
+
+    summary["annotate"] = _annotate(cfg, generator, adapter, train_problems, train_traces, out,
+                                    lap)
+    summary["prm"] = _prm(cfg, out, train_traces[: cfg.n_annotate], eval_traces, lap)
+    summary["search"] = _search(cfg, generator, eval_problems, out, lap)
+    summary["formats"] = _formats(cfg, out, lap)
+
+    _say("10. report")
+    from prmkit.evaluate.report import write_report
+
+    paths = write_report(out)
+    print(f"wrote {', '.join(str(p) for p in paths)}")
+    summary["timings_s"] = timings
+    summary["total_s"] = round(time.perf_counter() - start, 1)
+    write_json(out / "demo_summary.json", summary)
+    print(f"\ndemo finished in {summary['total_s']:.0f} s; everything is under {out}/")
+    return summary
+
+
+def _annotate(cfg, generator, adapter, problems, traces, out, lap) -> dict[str, Any]:
+    from prmkit.annotate.binary_search import BinarySearchLabeler
+    from prmkit.annotate.checkers import TaskAnswerChecker
+    from prmkit.annotate.montecarlo import MonteCarloLabeler
+    from prmkit.annotate.rollouts import RolloutEngine
+    from prmkit.annotate.store import RolloutStore
+    from prmkit.generate.protocol import SamplingParams
+    from prmkit.io import write_json
+    from prmkit.records import Trace, write_records
+
+    _say(f"4. annotate: Monte Carlo (k={cfg.mc_k}) and binary search (k={cfg.binary_k}) "
+         "vs the exact checker")
+    t0 = time.perf_counter()
+    chosen = traces[: cfg.n_annotate]
+    plain = [Trace(**t.trace_fields()) for t in chosen]
+    params = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
+    store = RolloutStore(out / "rollouts.sqlite")
+    engine = RolloutEngine(generator, store, TaskAnswerChecker(), {p.id: p for p in problems},
+                           seed=cfg.seed, params=params, policy=f"{cfg.model}+{adapter}")
+    results = {}
+    for name, labeler in (("mc", MonteCarloLabeler(engine, k=cfg.mc_k)),
+                          ("binary", BinarySearchLabeler(engine, k=cfg.binary_k))):
+        labeled = labeler.label(plain)
+        write_records(out / f"labeled_{name}.jsonl", labeled)
+        results[name] = _agreement(chosen, labeled)
+    store.close()
+    write_json(out / "annotation.json",
+               {"benchmark": "annotation", "methods": results, "reference": "exact"})
+    print(f"{'method':<8} {'first-error acc':>16} {'step-label acc':>15} {'rollouts/trace':>15} "
+          f"{'tokens/trace':>13}")
+    for name, r in results.items():
+        print(f"{name:<8} {r['first_error_acc']:>15.1f}% {r['step_acc']:>14.1f}% "
+              f"{r['rollouts_per_trace']:>15.1f} {r['tokens_per_trace']:>13.0f}")
+    lap("annotate", t0)
+    return results
+
+
+def _agreement(exact: Sequence[Any], labeled: Sequence[Any]) -> dict[str, float]:
+    """First-error and step-label agreement of automatic labels with the exact ones."""
+    fe = steps = n_steps = rollouts = tokens = 0
+    for e, a in zip(exact, labeled, strict=True):
+        fe += e.first_error == a.first_error
+        for x, y in zip(e.labels, a.labels, strict=True):
+            if x is not None and y is not None:
+                steps += (x >= 0.5) == (y >= 0.5)
+                n_steps += 1
+        rollouts += a.meta["annotation"]["rollouts"]
+        tokens += a.meta["annotation"]["policy_tokens"]
+    n = max(len(exact), 1)
+    return {"first_error_acc": 100 * fe / n, "step_acc": 100 * steps / max(n_steps, 1),
+            "rollouts_per_trace": rollouts / n, "tokens_per_trace": tokens / n, "traces": n}
+
+
+def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str, Any]:
+    """Train a probe PRM on the MC labels, score held-out traces, evaluate against exact labels."""
+    from prmkit.evaluate.best_of_n import best_of_n, group_problems
+    from prmkit.evaluate.processbench import (
+        Sample,
+        ThresholdSelectionError,
+        choose_threshold,
+        evaluate_predictions,
+        predictions_from_scores,
+    )
+    from prmkit.evaluate.step_metrics import step_metrics
+    from prmkit.io import write_json
+    from prmkit.records import ScoredTrace, write_records
+    from prmkit.score.scorer import PRMScorer
+    from prmkit.train.cli import TrainConfig, train
+
+    _say("5. train: a probe-head PRM on the Monte Carlo labels (frozen SmolLM2 features)")
+    t0 = time.perf_counter()
+    prm_dir = out / "prm"
+    report = train(TrainConfig(data=str(out / "labeled_mc.jsonl"), out=str(prm_dir),
+                               base=cfg.model, head="probe", lr=1e-3, epochs=cfg.prm_epochs,
+                               batch_size=8, seed=cfg.seed, patience=5),
+                   log=lambda *a: None)
+    print(f"checkpoint {prm_dir} (safetensors + prm_spec.json + tokenizer); "
+          f"train report: {prm_dir / 'train_report.json'}")
+    lap("train", t0)
+    _ = report
+
+    _say("6. score: every step of every held-out trace, one forward pass per trace")
+    t0 = time.perf_counter()
+    scorer = PRMScorer.from_checkpoint(str(prm_dir))
+    scored_eval = scorer.score_records(eval_traces, prm_name=str(prm_dir))
+    scored_train = scorer.score_records(train_traces, prm_name=str(prm_dir))
+    for t in scored_eval:
+        t.meta["correct"] = t.first_error == -1
+    write_records(out / "scored_eval.jsonl", scored_eval)
+    write_records(out / "scored_train.jsonl", scored_train)
+    steps = sum(len(t.steps) for t in scored_eval)
+    print(f"scored {len(scored_eval)} traces, {steps} steps")
+    lap("score", t0)
+
+    _say("7. evaluate: best-of-N and ProcessBench-style first-error F1 vs the exact checker")
+    t0 = time.perf_counter()
+    bon = best_of_n(group_problems(scored_eval), seed=cfg.seed)
+    write_json(out / "bon.json", {"benchmark": "bon", **bon})
+    last = {m: c[-1] for m, c in bon["curves"].items()}
+    n_max = last["maj"]["n"] if "maj" in last else max(bon["ns"])
+    print(f"N = {n_max}:  pass@1 {bon['pass@1']['mean']:.1f}%  "
+          + "  ".join(f"{m} {c['mean']:.1f}%" for m, c in last.items()))
+    try:
+        threshold, train_f1 = choose_threshold(
+            [(t.first_error, t.step_scores) for t in scored_train if isinstance(t, ScoredTrace)])
+        source = "demo PRM-training traces (exact labels)"
+    except ThresholdSelectionError as exc:  # e.g. an untuned policy that never solves one
+        threshold, train_f1 = 0.5, float("nan")
+        source = "fixed 0.5: the training split cannot choose one"
+        print(f"note: {exc}; using the fixed threshold 0.5")
+    samples = [Sample(id=t.id, label=t.first_error, n_steps=len(t.steps)) for t in scored_eval]
+    preds = predictions_from_scores({t.id: t for t in scored_eval}, samples, threshold)
+    pb = evaluate_predictions({"arithmetic": samples}, preds)
+    pb.update(threshold=threshold, threshold_source=source)
+    write_json(out / "processbench_arithmetic.json", {"benchmark": "processbench", **pb})
+    sub = pb["subsets"]["arithmetic"]
+    print(f"threshold {threshold:.3f} (chosen on the PRM-training traces, F1 there "
+          f"{train_f1:.1f}); held-out: acc_error {_pct(sub['acc_error'])}  "
+          f"acc_correct {_pct(sub['acc_correct'])}  F1 {_pct(sub['f1'])}")
+    metrics = step_metrics(scored_eval)
+    write_json(out / "steps.json", {"benchmark": "steps", **metrics})
+    print(f"step AUROC {_num(metrics['auroc'])}  ECE {_num(metrics['ece'])}")
+    lap("evaluate", t0)
+    return {"bon_last": last, "pass@1": bon["pass@1"]["mean"], "processbench": sub,
+            "threshold": threshold, "auroc": metrics["auroc"]}
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}%"
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _search(cfg: DemoConfig, generator, problems, out: Path, lap) -> dict[str, Any]:
+    """A small PRM-guided beam search, compared with best-of-N at the same policy tokens."""
+    from prmkit.io import write_json
+    from prmkit.prm.checkpoint import load_prm
+    from prmkit.records import write_records
+    from prmkit.search.beam import beam_search
+    from prmkit.search.compare import compare_with_best_of_n
+    from prmkit.search.incremental import IncrementalPRMScorer
+
+    _say(f"8. search: step-level beam search (N={cfg.search_n}, M={cfg.search_m}) vs best-of-N "
+         "at equal policy tokens")
+    t0 = time.perf_counter()
+    scorer = IncrementalPRMScorer(load_prm(str(out / "prm")))
+    beam = functools.partial(beam_search, generator=generator, scorer=scorer, n=cfg.search_n,
+                             m=cfg.search_m, max_steps=cfg.n_steps + 3, step_tokens=48,
+                             final_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                             aggregation="min", seed=cfg.seed)
+    result, records, bon_records = compare_with_best_of_n(
+        problems[: cfg.search_problems], generator, scorer, beam, method="beam",
+        aggregation="min", max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+        seed=cfg.seed)
+    write_records(out / "search_beam.jsonl", records)
+    write_records(out / "search_bon.jsonl", bon_records)
+    write_json(out / "search_vs_bon.json", result)
+    s, b = result["search"], result["best_of_n"]
+    print(f"beam search {s['accuracy']:.1f}%  vs  best-of-N (PRM) {b['accuracy_prm']:.1f}% / "
+          f"majority {b['accuracy_majority']:.1f}%  on {cfg.search_problems} problems")
+    lap("search", t0)
+    return {"search": s, "best_of_n": b}
+
+
+def _formats(cfg: DemoConfig, out: Path, lap) -> dict[str, Any]:
+    from prmkit.formats import convert
+    from prmkit.tasks.data import data_file
+
+    _say("9. formats: the shared ProcessBench and PRMBench data as prmkit records")
+    t0 = time.perf_counter()
+    processbench = data_file("processbench/math.json", cfg.data_dir or None)
+    result = {}
+    for fmt, src in (("processbench", processbench),
+                     ("prmbench", processbench.parent.parent / "prmbench")):
+        report = convert(fmt, "prmkit", src, out / f"{fmt}.jsonl")
+        result[fmt] = {"records": report.written, "steps": report.steps_written}
+        print(f"{fmt:<13} {report.written:>6} records, {report.steps_written:>6} steps "
+              f"-> {out / f'{fmt}.jsonl'}")
+    lap("formats", t0)
+    return result
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--config recipes/demo.yaml`` plus ``key=value`` overrides."""
+    add_config_arguments(parser, DemoConfig)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``prmkit demo``."""
+    run_demo(stage_config(DemoConfig, args))
+    return 0
