@@ -18,7 +18,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForTokenClassification
 
-from conftest import build_tiny_lm
+from prmkit.testing import build_tiny_lm
 from prmkit.errors import ConfigError
 from prmkit.generate.protocol import Completion, Prefix, SamplingParams, StopAt
 from prmkit.generate.transformers_backend import TransformersGenerator
