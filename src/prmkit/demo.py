@@ -265,8 +265,8 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
     scorer = PRMScorer.from_checkpoint(str(prm_dir))
     scored_eval = scorer.score_records(eval_traces, prm_name=str(prm_dir))
     scored_train = scorer.score_records(train_traces, prm_name=str(prm_dir))
-    for t in scored_eval:
-        t.meta["correct"] = t.first_error == -1
+    for t in scored_eval:  # best-of-N judges the final answer, as the field does
+        t.meta["correct"] = t.answer is not None and t.answer == t.meta["reference_answer"]
     write_records(out / "scored_eval.jsonl", scored_eval)
     write_records(out / "scored_train.jsonl", scored_train)
     steps = sum(len(t.steps) for t in scored_eval)
