@@ -9,20 +9,26 @@ emits one :class:`LossyConversionWarning` at the end if anything was dropped, lo
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from prmkit.errors import ConfigError, RecordError
-from prmkit.records import LabeledTrace, ScoredTrace, Trace
+from prmkit.io import atomic_write
+from prmkit.records import LabeledTrace, ScoredTrace, Trace, first_error_from_labels
 
 __all__ = [
     "ConversionReport",
     "LossyConversionWarning",
     "hard_labels",
+    "known_hard_labels",
     "labeled_only",
+    "labeled_record",
     "problem_id_for",
+    "write_rows",
 ]
 
 
@@ -279,3 +285,81 @@ def hard_labels(
             break
     report.lose(f"soft labels rounded at threshold {threshold}", rounded)
     return out
+
+
+def known_hard_labels(
+    record: LabeledTrace, threshold: float, report: ConversionReport, *, truncate_after_error: bool
+) -> list[bool] | None:
+    """:func:`hard_labels` of ``record``, or ``None`` (dropped and counted) when none is known."""
+    flags = hard_labels(record.labels, threshold, report, truncate_after_error=truncate_after_error)
+    if not flags:
+        report.drop("records whose first label is unknown")
+        return None
+    return flags
+
+
+def labeled_record(
+    *,
+    source: str,
+    where: str,
+    id: str,
+    problem_id: str,
+    prompt: str,
+    steps: list[str],
+    labels: list[float | None],
+    first_error: int | None = None,
+    answer: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> LabeledTrace:
+    """A validated LabeledTrace read from format ``source``; errors name ``where``.
+
+    ``first_error`` defaults to the first label below 0.5.
+    """
+    return LabeledTrace.from_dict(
+        {
+            "kind": "labeled_trace",
+            "id": id,
+            "problem_id": problem_id,
+            "prompt": prompt,
+            "steps": steps,
+            "answer": answer,
+            "meta": meta or {},
+            "labels": labels,
+            "first_error": first_error_from_labels(labels) if first_error is None else first_error,
+            "label_source": source,
+        },
+        where=where,
+    )
+
+
+RowOf = Callable[[LabeledTrace, ConversionReport], "tuple[dict[str, Any], int] | None"]
+
+
+def write_rows(
+    path: str | os.PathLike[str],
+    records: Iterable[Trace],
+    report: ConversionReport | None,
+    *,
+    dst_format: str,
+    row_of: RowOf,
+) -> int:
+    """The writer loop every JSONL format shares: one row per labelled record, atomically.
+
+    ``row_of(record, report)`` returns ``(row, steps_written)``, or ``None`` to skip the record
+    (having counted why in ``report``). Returns the number of rows written.
+    """
+    report, owned = own_report(report, dst_format=dst_format, out_path=str(path))
+    count = 0
+    with atomic_write(path) as handle:
+        for record in labeled_only(records, report):
+            built = row_of(record, report)
+            if built is None:
+                continue
+            row, n_steps = built
+            handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
+            count += 1
+            report.steps_written += n_steps
+    report.written += count
+    if owned:
+        report.warn()
+    return count

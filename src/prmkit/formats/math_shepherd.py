@@ -23,24 +23,25 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from prmkit.errors import RecordError
 from prmkit.formats.common import (
     ConversionReport,
     check_threshold,
-    hard_labels,
-    labeled_only,
+    known_hard_labels,
+    labeled_record,
     own_report,
     problem_id_for,
     require,
+    write_rows,
 )
-from prmkit.io import atomic_write, iter_jsonl
-from prmkit.records import LabeledTrace, Trace, first_error_from_labels
+from prmkit.io import iter_jsonl
+from prmkit.records import LabeledTrace, Trace
 
 __all__ = [
     "NAME",
@@ -171,20 +172,15 @@ def read(
         report.steps_read += len(steps)
         labels = [1.0 if m == "+" else 0.0 for m in marks]
         meta = {"task": row["task"]} if "task" in row else {}
-        yield LabeledTrace.from_dict(
-            {
-                "kind": "labeled_trace",
-                "id": str(row.get("id", f"{path.stem}-{lineno}")),
-                "problem_id": problem_id_for(prompt),
-                "prompt": prompt,
-                "steps": steps,
-                "answer": None,
-                "meta": meta,
-                "labels": labels,
-                "first_error": first_error_from_labels(labels),
-                "label_source": NAME,
-            },
+        yield labeled_record(
+            source=NAME,
             where=where,
+            id=str(row.get("id", f"{path.stem}-{lineno}")),
+            problem_id=problem_id_for(prompt),
+            prompt=prompt,
+            steps=steps,
+            labels=labels,
+            meta=meta,
         )
     if owned:
         report.warn()
@@ -210,34 +206,27 @@ def write(
 ) -> int:
     """Write records as Math-Shepherd rows ``{"input", "label", "task"}`` (atomic)."""
     check_threshold(threshold)
-    report, owned = own_report(report, dst_format=NAME, out_path=str(path))
-    count = 0
-    with atomic_write(path) as handle:
-        for record in labeled_only(records, report):
-            hard = hard_labels(record.labels, threshold, report, truncate_after_error=False)
-            if not hard:
-                report.drop("records whose first label is unknown")
-                continue
-            steps = [s.strip() for s in record.steps[: len(hard)]]
-            for k, step in enumerate(steps):
-                if STEP_TAG in step or STEP_TAG in record.prompt:
-                    raise RecordError(
-                        "text contains the step tag",
-                        got=STEP_TAG,
-                        expected="no 'ки' inside prompt or steps",
-                        fix="remove the tag from the text",
-                        where=f"record {record.id!r} step {k}",
-                    )
-            steps = _numbered(steps, report)
-            row = {
-                "input": tag_text(record.prompt, steps, [STEP_TAG] * len(steps)),
-                "label": tag_text(record.prompt, steps, ["+" if ok else "-" for ok in hard]),
-                "task": str(record.meta.get("task", "")),
-            }
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            count += 1
-            report.steps_written += len(steps)
-    report.written += count
-    if owned:
-        report.warn()
-    return count
+
+    def row_of(record: LabeledTrace, report: ConversionReport) -> tuple[dict[str, Any], int] | None:
+        hard = known_hard_labels(record, threshold, report, truncate_after_error=False)
+        if hard is None:
+            return None
+        steps = [s.strip() for s in record.steps[: len(hard)]]
+        for k, step in enumerate(steps):
+            if STEP_TAG in step or STEP_TAG in record.prompt:
+                raise RecordError(
+                    "text contains the step tag",
+                    got=STEP_TAG,
+                    expected="no 'ки' inside prompt or steps",
+                    fix="remove the tag from the text",
+                    where=f"record {record.id!r} step {k}",
+                )
+        steps = _numbered(steps, report)
+        row = {
+            "input": tag_text(record.prompt, steps, [STEP_TAG] * len(steps)),
+            "label": tag_text(record.prompt, steps, ["+" if ok else "-" for ok in hard]),
+            "task": str(record.meta.get("task", "")),
+        }
+        return row, len(steps)
+
+    return write_rows(path, records, report, dst_format=NAME, row_of=row_of)

@@ -21,7 +21,6 @@ Train with: ``openrlhf.cli.train_prm --dataset out.jsonl --input_key input --lab
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -32,14 +31,15 @@ from prmkit.formats.common import (
     ConversionReport,
     check_threshold,
     hard_labels,
-    labeled_only,
+    labeled_record,
     own_report,
     problem_id_for,
     require,
+    write_rows,
 )
 from prmkit.formats.math_shepherd import split_prompt, tag_text
-from prmkit.io import atomic_write, iter_jsonl
-from prmkit.records import LabeledTrace, Trace, first_error_from_labels
+from prmkit.io import iter_jsonl
+from prmkit.records import LabeledTrace, Trace
 
 __all__ = ["DEFAULT_PLACEHOLDER", "NAME", "READ_OPTIONS", "WRITE_OPTIONS", "read", "write"]
 
@@ -163,20 +163,14 @@ def read(
         ]
         report.read += 1
         report.steps_read += len(steps)
-        yield LabeledTrace.from_dict(
-            {
-                "kind": "labeled_trace",
-                "id": str(row.get("id", f"{path.stem}-{lineno}")),
-                "problem_id": problem_id_for(prompt),
-                "prompt": prompt,
-                "steps": steps,
-                "answer": None,
-                "meta": {},
-                "labels": labels,
-                "first_error": first_error_from_labels(labels),
-                "label_source": NAME,
-            },
+        yield labeled_record(
+            source=NAME,
             where=where,
+            id=str(row.get("id", f"{path.stem}-{lineno}")),
+            problem_id=problem_id_for(prompt),
+            prompt=prompt,
+            steps=steps,
+            labels=labels,
         )
     if owned:
         report.warn()
@@ -197,39 +191,33 @@ def write(
     """Write records as OpenRLHF rows ``{input_key, label_key, "prompt", "id"}`` (atomic)."""
     check_threshold(threshold)
     positive, negative = _check_tokens(placeholder, reward_tokens)
-    report, owned = own_report(report, dst_format=NAME, out_path=str(path))
-    count = 0
-    with atomic_write(path) as handle:
-        for record in labeled_only(records, report):
-            if soft_values:
-                n = next((i for i, v in enumerate(record.labels) if v is None), len(record.labels))
-                report.lose("steps cut at an unknown (null) label", len(record.labels) - n)
-                values: list[Any] = list(record.labels[:n])
-            else:
-                hard = hard_labels(record.labels, threshold, report, truncate_after_error=False)
-                values = [positive if ok else negative for ok in hard]
-            if not values:
-                report.drop("records whose first label is unknown")
-                continue
-            steps = [s.strip() for s in record.steps[: len(values)]]
-            if any(placeholder in s for s in [record.prompt, *steps]):
-                raise RecordError(
-                    "text contains the placeholder",
-                    got=placeholder,
-                    expected="no placeholder inside prompt or steps",
-                    fix="choose another placeholder",
-                    where=f"record {record.id!r}",
-                )
-            row = {
-                input_key: tag_text(record.prompt, steps, [placeholder] * len(steps)),
-                label_key: values,
-                "prompt": record.prompt,
-                "id": record.id,
-            }
-            handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
-            count += 1
-            report.steps_written += len(steps)
-    report.written += count
-    if owned:
-        report.warn()
-    return count
+
+    def row_of(record: LabeledTrace, report: ConversionReport) -> tuple[dict[str, Any], int] | None:
+        if soft_values:
+            n = next((i for i, v in enumerate(record.labels) if v is None), len(record.labels))
+            report.lose("steps cut at an unknown (null) label", len(record.labels) - n)
+            values: list[Any] = list(record.labels[:n])
+        else:
+            hard = hard_labels(record.labels, threshold, report, truncate_after_error=False)
+            values = [positive if ok else negative for ok in hard]
+        if not values:
+            report.drop("records whose first label is unknown")
+            return None
+        steps = [s.strip() for s in record.steps[: len(values)]]
+        if any(placeholder in s for s in [record.prompt, *steps]):
+            raise RecordError(
+                "text contains the placeholder",
+                got=placeholder,
+                expected="no placeholder inside prompt or steps",
+                fix="choose another placeholder",
+                where=f"record {record.id!r}",
+            )
+        row = {
+            input_key: tag_text(record.prompt, steps, [placeholder] * len(steps)),
+            label_key: values,
+            "prompt": record.prompt,
+            "id": record.id,
+        }
+        return row, len(steps)
+
+    return write_rows(path, records, report, dst_format=NAME, row_of=row_of)

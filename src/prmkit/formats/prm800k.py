@@ -34,7 +34,6 @@ end the path (counted).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -46,14 +45,15 @@ from prmkit.formats.common import (
     answer_from_steps,
     check_choice,
     check_threshold,
-    hard_labels,
-    labeled_only,
+    known_hard_labels,
+    labeled_record,
     own_report,
     problem_id_for,
     require,
+    write_rows,
 )
-from prmkit.io import atomic_write, iter_jsonl
-from prmkit.records import LabeledTrace, Trace, first_error_from_labels
+from prmkit.io import iter_jsonl
+from prmkit.records import LabeledTrace, Trace
 
 __all__ = ["NAME", "READ_OPTIONS", "WRITE_OPTIONS", "read", "write"]
 
@@ -211,20 +211,16 @@ def read(
         meta.update({k: question[k] for k in _META_QUESTION if k in question})
         meta.update({"finish_reason": finish, "ratings": ratings})
         answer = question.get("pre_generated_answer")
-        yield LabeledTrace.from_dict(
-            {
-                "kind": "labeled_trace",
-                "id": f"{path.stem}-{lineno}",
-                "problem_id": problem_id_for(problem),
-                "prompt": problem,
-                "steps": texts,
-                "answer": answer if isinstance(answer, str) else answer_from_steps(texts),
-                "meta": meta,
-                "labels": labels,
-                "first_error": first_error_from_labels(labels),
-                "label_source": NAME,
-            },
+        yield labeled_record(
+            source=NAME,
             where=where,
+            id=f"{path.stem}-{lineno}",
+            problem_id=problem_id_for(problem),
+            prompt=problem,
+            steps=texts,
+            labels=labels,
+            answer=answer if isinstance(answer, str) else answer_from_steps(texts),
+            meta=meta,
         )
     if owned:
         report.warn()
@@ -251,42 +247,33 @@ def write(
 ) -> int:
     """Write records as PRM800K lines (atomic); return the count written."""
     check_threshold(threshold)
-    report, owned = own_report(report, dst_format=NAME, out_path=str(path))
-    count = 0
-    with atomic_write(path) as handle:
-        for record in labeled_only(records, report):
-            hard = hard_labels(record.labels, threshold, report, truncate_after_error=False)
-            if not hard:
-                report.drop("records whose first label is unknown")
-                continue
-            ratings = _ratings(record, hard)
-            steps = []
-            for k, (text, rating) in enumerate(
-                zip(record.steps[: len(ratings)], ratings, strict=True)
-            ):
-                last_wrong = rating == -1 and k == len(ratings) - 1
-                steps.append(
-                    {
-                        "completions": [{"text": text, "rating": rating, "flagged": None}],
-                        "human_completion": None,
-                        "chosen_completion": None if last_wrong else 0,
-                    }
-                )
-            meta = record.meta
-            question = {"problem": record.prompt}
-            question.update({k: meta[k] for k in _META_QUESTION if k in meta})
-            finish = meta.get("finish_reason") or ("found_error" if -1 in ratings else "solution")
-            row = {k: meta.get(k) for k in _META_TOP}
-            row.update(
+
+    def row_of(record: LabeledTrace, report: ConversionReport) -> tuple[dict[str, Any], int] | None:
+        hard = known_hard_labels(record, threshold, report, truncate_after_error=False)
+        if hard is None:
+            return None
+        ratings = _ratings(record, hard)
+        steps = []
+        for k, (text, rating) in enumerate(zip(record.steps[: len(ratings)], ratings, strict=True)):
+            last_wrong = rating == -1 and k == len(ratings) - 1
+            steps.append(
                 {
-                    "question": question,
-                    "label": {"steps": steps, "total_time": None, "finish_reason": finish},
+                    "completions": [{"text": text, "rating": rating, "flagged": None}],
+                    "human_completion": None,
+                    "chosen_completion": None if last_wrong else 0,
                 }
             )
-            handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
-            count += 1
-            report.steps_written += len(steps)
-    report.written += count
-    if owned:
-        report.warn()
-    return count
+        meta = record.meta
+        question = {"problem": record.prompt}
+        question.update({k: meta[k] for k in _META_QUESTION if k in meta})
+        finish = meta.get("finish_reason") or ("found_error" if -1 in ratings else "solution")
+        row = {k: meta.get(k) for k in _META_TOP}
+        row.update(
+            {
+                "question": question,
+                "label": {"steps": steps, "total_time": None, "finish_reason": finish},
+            }
+        )
+        return row, len(steps)
+
+    return write_rows(path, records, report, dst_format=NAME, row_of=row_of)

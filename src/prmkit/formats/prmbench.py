@@ -48,14 +48,15 @@ from prmkit.formats.common import (
     answer_from_steps,
     check_choice,
     check_threshold,
-    hard_labels,
-    labeled_only,
+    known_hard_labels,
+    labeled_record,
     own_report,
     require,
     require_str_list,
+    write_rows,
 )
-from prmkit.io import atomic_write, iter_jsonl
-from prmkit.records import LabeledTrace, Trace, first_error_from_labels
+from prmkit.io import iter_jsonl
+from prmkit.records import LabeledTrace, Trace
 
 __all__ = ["NAME", "READ_OPTIONS", "WRITE_OPTIONS", "input_files", "read", "write"]
 
@@ -168,20 +169,16 @@ def _trace(
         steps = [steps[k] for k in keep]
     labels = [labels[k] for k in keep]
     meta = {key: value for key, value in row.items() if key not in _MAPPED}
-    return LabeledTrace.from_dict(
-        {
-            "kind": "labeled_trace",
-            "id": trace_id,
-            "problem_id": idx,
-            "prompt": prompt,
-            "steps": steps,
-            "answer": answer_from_steps(steps),
-            "meta": meta,
-            "labels": labels,
-            "first_error": first_error_from_labels(labels),
-            "label_source": NAME,
-        },
+    return labeled_record(
+        source=NAME,
         where=where,
+        id=trace_id,
+        problem_id=idx,
+        prompt=prompt,
+        steps=steps,
+        labels=labels,
+        answer=answer_from_steps(steps),
+        meta=meta,
     )
 
 
@@ -192,20 +189,16 @@ def _correct_trace(row: dict[str, Any], where: str) -> LabeledTrace | None:
     if not steps:
         return None
     prompt = require(row, "original_question", str, where)
-    return LabeledTrace.from_dict(
-        {
-            "kind": "labeled_trace",
-            "id": f"correct_{idx}",
-            "problem_id": idx,
-            "prompt": prompt,
-            "steps": steps,
-            "answer": answer_from_steps(steps),
-            "meta": {"idx": idx, "classification": "correct", "error_steps": []},
-            "labels": [1.0] * len(steps),
-            "first_error": -1,
-            "label_source": NAME,
-        },
+    return labeled_record(
+        source=NAME,
         where=where,
+        id=f"correct_{idx}",
+        problem_id=idx,
+        prompt=prompt,
+        steps=steps,
+        labels=[1.0] * len(steps),
+        answer=answer_from_steps(steps),
+        meta={"idx": idx, "classification": "correct", "error_steps": []},
     )
 
 
@@ -294,33 +287,26 @@ def write(
     ``meta`` (from reading PRMBench) are restored; missing ones are filled from the record.
     """
     check_threshold(threshold)
-    report, owned = own_report(report, dst_format=NAME, out_path=str(path))
-    count = 0
-    with atomic_write(path) as handle:
-        for record in labeled_only(records, report):
-            hard = hard_labels(record.labels, threshold, report, truncate_after_error=False)
-            if not hard:
-                report.drop("records whose first label is unknown")
-                continue
-            steps = list(record.steps[: len(hard)])
-            meta = record.meta
-            row = {
-                "original_question": meta.get("original_question", record.prompt),
-                "modified_question": record.prompt,
-                "original_process": meta.get("original_process", steps),
-                "modified_process": steps,
-                "modified_steps": meta.get("modified_steps", []),
-                "error_steps": [k + 1 for k, ok in enumerate(hard) if not ok],
-                "reason": meta.get("reason", ""),
-                "idx": meta.get("idx", record.id),
-                "question": meta.get("question", record.prompt),
-                "classification": meta.get("classification", ""),
-            }
-            row.update({k: v for k, v in meta.items() if k not in row})
-            handle.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
-            count += 1
-            report.steps_written += len(steps)
-    report.written += count
-    if owned:
-        report.warn()
-    return count
+
+    def row_of(record: LabeledTrace, report: ConversionReport) -> tuple[dict[str, Any], int] | None:
+        hard = known_hard_labels(record, threshold, report, truncate_after_error=False)
+        if hard is None:
+            return None
+        steps = list(record.steps[: len(hard)])
+        meta = record.meta
+        row = {
+            "original_question": meta.get("original_question", record.prompt),
+            "modified_question": record.prompt,
+            "original_process": meta.get("original_process", steps),
+            "modified_process": steps,
+            "modified_steps": meta.get("modified_steps", []),
+            "error_steps": [k + 1 for k, ok in enumerate(hard) if not ok],
+            "reason": meta.get("reason", ""),
+            "idx": meta.get("idx", record.id),
+            "question": meta.get("question", record.prompt),
+            "classification": meta.get("classification", ""),
+        }
+        row.update({k: v for k, v in meta.items() if k not in row})
+        return row, len(steps)
+
+    return write_rows(path, records, report, dst_format=NAME, row_of=row_of)

@@ -29,6 +29,7 @@ from prmkit.errors import DataFormatError, RecordError
 from prmkit.formats.common import (
     ConversionReport,
     labeled_only,
+    labeled_record,
     own_report,
     problem_id_for,
     require,
@@ -120,20 +121,16 @@ def read(
             meta["final_answer_correct"] = require(item, "final_answer_correct", bool, where)
         report.read += 1
         report.steps_read += len(steps)
-        yield LabeledTrace.from_dict(
-            {
-                "kind": "labeled_trace",
-                "id": item_id,
-                "problem_id": problem_id_for(problem),
-                "prompt": problem,
-                "steps": steps,
-                "answer": None,
-                "meta": meta,
-                "labels": labels_for(len(steps), label),
-                "first_error": label,
-                "label_source": NAME,
-            },
+        yield labeled_record(
+            source=NAME,
             where=where,
+            id=item_id,
+            problem_id=problem_id_for(problem),
+            prompt=problem,
+            steps=steps,
+            labels=labels_for(len(steps), label),
+            first_error=label,
+            meta=meta,
         )
     if owned:
         report.warn()

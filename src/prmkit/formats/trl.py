@@ -17,24 +17,25 @@ Example:
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 from prmkit.errors import RecordError
 from prmkit.formats.common import (
     ConversionReport,
     check_threshold,
-    hard_labels,
-    labeled_only,
+    known_hard_labels,
+    labeled_record,
     own_report,
     problem_id_for,
     require,
     require_str_list,
+    write_rows,
 )
-from prmkit.io import atomic_write, iter_jsonl
-from prmkit.records import LabeledTrace, Trace, first_error_from_labels
+from prmkit.io import iter_jsonl
+from prmkit.records import LabeledTrace, Trace
 
 __all__ = ["NAME", "READ_OPTIONS", "WRITE_OPTIONS", "read", "write"]
 
@@ -86,20 +87,14 @@ def read(
         report.read += 1
         report.steps_read += len(steps)
         labels = [1.0 if flag else 0.0 for flag in flags]
-        yield LabeledTrace.from_dict(
-            {
-                "kind": "labeled_trace",
-                "id": str(row.get("id", f"{path.stem}-{lineno}")),
-                "problem_id": problem_id_for(prompt),
-                "prompt": prompt,
-                "steps": steps,
-                "answer": None,
-                "meta": {},
-                "labels": labels,
-                "first_error": first_error_from_labels(labels),
-                "label_source": NAME,
-            },
+        yield labeled_record(
+            source=NAME,
             where=where,
+            id=str(row.get("id", f"{path.stem}-{lineno}")),
+            problem_id=problem_id_for(prompt),
+            prompt=prompt,
+            steps=steps,
+            labels=labels,
         )
     if owned:
         report.warn()
@@ -115,25 +110,18 @@ def write(
 ) -> int:
     """Write records as TRL stepwise rows, each ending at its first wrong step (atomic)."""
     check_threshold(threshold)
-    report, owned = own_report(report, dst_format=NAME, out_path=str(path))
-    count = 0
-    with atomic_write(path) as handle:
-        for record in labeled_only(records, report):
-            flags = hard_labels(record.labels, threshold, report, truncate_after_error=True)
-            if not flags:
-                report.drop("records whose first label is unknown")
-                continue
-            row = {
-                "prompt": record.prompt,
-                "completions": list(record.steps[: len(flags)]),
-                "labels": flags,
-            }
-            if with_id:
-                row["id"] = record.id
-            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-            count += 1
-            report.steps_written += len(flags)
-    report.written += count
-    if owned:
-        report.warn()
-    return count
+
+    def row_of(record: LabeledTrace, report: ConversionReport) -> tuple[dict[str, Any], int] | None:
+        flags = known_hard_labels(record, threshold, report, truncate_after_error=True)
+        if flags is None:
+            return None
+        row: dict[str, Any] = {
+            "prompt": record.prompt,
+            "completions": list(record.steps[: len(flags)]),
+            "labels": flags,
+        }
+        if with_id:
+            row["id"] = record.id
+        return row, len(flags)
+
+    return write_rows(path, records, report, dst_format=NAME, row_of=row_of)
