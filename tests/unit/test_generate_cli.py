@@ -19,10 +19,11 @@ from prmkit.generate.chat import (
     render_solution,
     separator_ids,
 )
-from prmkit.generate.cli import extract_answer, read_problems
+from prmkit.generate.cli import read_problems
 from prmkit.generate.protocol import Prefix
 from prmkit.records import Problem, Trace, read_records, write_records
 from prmkit.steps import split
+from prmkit.tasks.answers import extract_answer
 
 
 @pytest.mark.parametrize(

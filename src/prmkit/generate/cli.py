@@ -15,7 +15,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -30,12 +29,12 @@ from prmkit.generate.sampling import row_seed
 from prmkit.io import iter_jsonl
 from prmkit.records import Problem, Trace, read_records, write_records
 from prmkit.steps import STRATEGIES, split
+from prmkit.tasks.answers import extract_answer
 from prmkit.tasks.prompts import render_prompt
 
 __all__ = [
     "GenerateConfig",
     "add_arguments",
-    "extract_answer",
     "read_problems",
     "run",
     "traces_for",
@@ -73,35 +72,6 @@ class GenerateConfig:
     system: str | None = option(None, "system message (None: the chat template's default)")
     chat: bool = option(True, "render prompts with the model's chat template")
     segmentation: str = option("double_newline", f"step split strategy, one of {STRATEGIES}")
-
-
-_BOXED = re.compile(r"\\boxed\s*\{")
-_ANSWER_IS = re.compile(
-    r"answer is\s*:?\s*\$?\s*([^\n$]+?)\s*\$?\s*(?:\.\s*)?$", re.IGNORECASE | re.MULTILINE
-)
-
-
-def extract_answer(text: str) -> str | None:
-    """The final answer of a solution: the last ``\\boxed{...}``, else the last "answer is X".
-
-    Example:
-        >>> extract_answer("3 + 4 = 7.\\n\\nThe answer is 7.")
-        '7'
-        >>> extract_answer("So $x = \\\\boxed{\\\\frac{1}{2}}$.")
-        '\\\\frac{1}{2}'
-        >>> extract_answer("no conclusion") is None
-        True
-    """
-    boxed = list(_BOXED.finditer(text))
-    if boxed:
-        start = boxed[-1].end()
-        depth = 1
-        for pos in range(start, len(text)):
-            depth += {"{": 1, "}": -1}.get(text[pos], 0)
-            if depth == 0:
-                return text[start:pos].strip()
-    found = list(_ANSWER_IS.finditer(text))
-    return found[-1].group(1).strip() if found else None
 
 
 def read_problems(path: str | Path, limit: int | None = None) -> list[Problem]:

@@ -134,13 +134,10 @@ class TransformersGenerator:
         Raises:
             ModelLoadError: the model or the adapter cannot be found.
         """
-        from prmkit.models import load_base
+        from prmkit.policy.load import load_policy
 
-        base = load_base(name_or_path, dtype=dtype, device=device)
-        model = base.model
-        if adapter is not None:
-            model = _merge_adapter(model, Path(adapter))
-        return cls(model, base.tokenizer, **kwargs)
+        policy = load_policy(name_or_path, adapter, dtype=dtype, device=device)
+        return cls(policy.model, policy.tokenizer, **kwargs)
 
     # -- the Generator protocol ------------------------------------------------------------
 
@@ -444,19 +441,3 @@ def _check_cache(cache: Any) -> None:
                 "window)",
                 fix="use a full-attention model for TransformersGenerator",
             )
-
-
-def _merge_adapter(model: Any, adapter: Path) -> Any:
-    """Load a peft LoRA adapter directory onto ``model`` and merge it for fast decoding."""
-    if not (adapter / "adapter_config.json").exists():
-        raise ModelLoadError(
-            "no LoRA adapter at this path",
-            got=str(adapter),
-            expected="a peft adapter directory with adapter_config.json",
-            fix="run `prmkit warmup` or pass the folder it printed",
-        )
-    from peft import PeftModel
-
-    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    merged.eval()
-    return merged

@@ -111,7 +111,7 @@ def extract_boxed(text: str) -> str | None:
 
 def _clean_line(value: str) -> str:
     value = value.strip().splitlines()[0].strip()
-    value = value.strip("$ ").rstrip(".").strip()
+    value = value.strip("$ ").rstrip(".").strip("$ ")
     number = _number_of(value)
     return number if number is not None else value
 
