@@ -75,7 +75,7 @@ class RealDataConfig:
     max_train_tokens: int = option(1024, "drop PRMBench traces longer than this (counted)")
     max_length: int = option(4096, "spec max_length (ProcessBench traces reach ~2300 tokens)")
     seed: int = option(0, "split and training seed")
-    layers: list[int] = option(  # noqa: RUF009 - option() gives a default_factory
+    layers: list[int] = option(
         [8, 12, 16],
         "hidden_states indices cached (0 = embeddings, 30 = last); only the first "
         "max(layers) + 1 blocks are run, so low layers are cheaper",
@@ -83,17 +83,17 @@ class RealDataConfig:
     batch_size: int = option(4, "traces per forward pass")
     chunk: int = option(32, "traces per feature-cache file")
     threads: int = option(2, "torch threads")
-    probe_layers: list[int] = option(  # noqa: RUF009
+    probe_layers: list[int] = option(
         [], "layers (a subset of `layers`) to train probes on; [] = all cached layers"
     )
-    widths: list[int] = option([0, 256], "probe MLP widths to try (0 = linear)")  # noqa: RUF009
-    schemes: list[str] = option(  # noqa: RUF009
+    widths: list[int] = option([0, 256], "probe MLP widths to try (0 = linear)")
+    schemes: list[str] = option(
         ["all", "first"], "label schemes: all steps / up to and including the first error"
     )
-    class_sets: list[str] = option(  # noqa: RUF009
+    class_sets: list[str] = option(
         ["all", "no_simplicity"], "all classes / without redundency+circular"
     )
-    balance: list[bool] = option([False, True], "weight wrong steps by n_pos/n_neg")  # noqa: RUF009
+    balance: list[bool] = option([False, True], "weight wrong steps by n_pos/n_neg")
     lr: float = option(1e-3, "probe AdamW learning rate")
     weight_decay: float = option(1e-2, "probe AdamW weight decay")
     epochs: int = option(200, "probe epochs (early stopping on the 10% split)")

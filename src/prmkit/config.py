@@ -30,7 +30,7 @@ __all__ = ["config_help", "load_config", "option"]
 C = TypeVar("C")
 
 
-def option(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's name
+def option(default: Any, help: str) -> Any:
     """A dataclass field with a default and a help string (lists/dicts get a factory)."""
     if isinstance(default, (list, dict)):
         value = default

@@ -18,7 +18,6 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForTokenClassification
 
-from prmkit.testing import build_tiny_lm
 from prmkit.errors import ConfigError
 from prmkit.generate.protocol import Completion, Prefix, SamplingParams, StopAt
 from prmkit.generate.transformers_backend import TransformersGenerator
@@ -37,6 +36,7 @@ from prmkit.search import (
     tree_search,
 )
 from prmkit.tasks.arithmetic import generate as arithmetic_problems
+from prmkit.testing import build_tiny_lm
 
 FAVOURED = ["1", "2", "3", "Ġ=", "Ġ+", ".", "Ġ", "ĊĊ", "Ċ"]
 PROMPT = "Tom has 3 apples. He buys 4 more. How many apples does Tom have now?"

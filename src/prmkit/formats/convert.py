@@ -57,7 +57,7 @@ class ConvertOptions:
         "prm800k reader: label of the neutral 0 rating (positive = 1.0, as in "
         "Qwen's PRM800K baseline; negative = 0.0)",
     )
-    skip_finish_reasons: list[str] = option(  # noqa: RUF009 - option() gives a default_factory
+    skip_finish_reasons: list[str] = option(
         ["bad_problem"], "prm800k reader: drop lines whose label.finish_reason is one of these"
     )
     on_repeated_pair: Literal["suffix", "first"] = option(
@@ -82,7 +82,7 @@ class ConvertOptions:
         openrlhf.DEFAULT_PLACEHOLDER,
         "openrlhf: the token after each step (OpenRLHF --placeholder_token)",
     )
-    reward_tokens: list[str] = option(  # noqa: RUF009 - option() gives a default_factory
+    reward_tokens: list[str] = option(
         ["+", "-"], "openrlhf: positive and negative label tokens (OpenRLHF --reward_tokens)"
     )
     soft_values: bool = option(False, "openrlhf writer: write float labels instead of tokens")

@@ -31,11 +31,11 @@ class WarmupConfig:
     n_examples: int = option(400, "gold worked solutions to train on")
     min_steps: int = option(2, "fewest operations per training problem")
     max_steps: int = option(6, "most operations per training problem")
-    start_range: list[int] = option([2, 30], "range of a training problem's starting quantity")  # noqa: RUF009
-    add_range: list[int] = option([1, 30], "range of +/- operands in training problems")  # noqa: RUF009
-    mul_range: list[int] = option([2, 5], "range of * and / operands in training problems")  # noqa: RUF009
+    start_range: list[int] = option([2, 30], "range of a training problem's starting quantity")
+    add_range: list[int] = option([1, 30], "range of +/- operands in training problems")
+    mul_range: list[int] = option([2, 5], "range of * and / operands in training problems")
     max_value: int = option(300, "largest quantity in a training problem")
-    ops: list[str] = option(["+", "-", "*"], "operations of the training problems")  # noqa: RUF009
+    ops: list[str] = option(["+", "-", "*"], "operations of the training problems")
     system: str | None = option(
         None,
         "system message of the chat template (null: the "
@@ -44,7 +44,7 @@ class WarmupConfig:
     lora_r: int = option(16, "LoRA rank")
     lora_alpha: int = option(32, "LoRA alpha (scale = alpha / r)")
     lora_dropout: float = option(0.0, "LoRA dropout")
-    lora_targets: list[str] = option(list(DEFAULT_TARGETS), "modules that get an adapter")  # noqa: RUF009
+    lora_targets: list[str] = option(list(DEFAULT_TARGETS), "modules that get an adapter")
     lora_layers: int = option(0, "adapt only the top k transformer blocks (0 = all)")
     lr: float = option(1e-3, "peak learning rate (AdamW, linear warm-up then linear decay)")
     batch_size: int = option(8, "examples per optimizer step (length-bucketed)")

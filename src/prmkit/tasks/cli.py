@@ -37,9 +37,9 @@ class ProblemsConfig:
     min_steps: int = option(2, "arithmetic: fewest operations")
     max_steps: int = option(10, "arithmetic: most operations")
     ops: str = option("+-*", "arithmetic: operations to use, any of + - * / (e.g. ops='+-*/')")
-    start_range: list[int] = option([2, 30], "arithmetic: [low, high] of the start value")  # noqa: RUF009
-    add_range: list[int] = option([1, 30], "arithmetic: [low, high] of + and - operands")  # noqa: RUF009
-    mul_range: list[int] = option([2, 5], "arithmetic: [low, high] of * and / operands")  # noqa: RUF009
+    start_range: list[int] = option([2, 30], "arithmetic: [low, high] of the start value")
+    add_range: list[int] = option([1, 30], "arithmetic: [low, high] of + and - operands")
+    mul_range: list[int] = option([2, 5], "arithmetic: [low, high] of * and / operands")
     max_value: int = option(300, "arithmetic: largest value allowed at any point")
     split: str = option("test", "gsm8k: train or test (math500 has only test)")
     limit: int | None = option(None, "gsm8k/math500: keep the first N problems")

@@ -47,7 +47,7 @@ class TrainConfig:
     probe_hidden: int = option(256, "probe head: MLP width (0 = linear)")
     lora_r: int = option(0, "LoRA rank (0 = full fine-tuning)")
     lora_alpha: int = option(16, "LoRA alpha")
-    lora_targets: list[str] = option(  # noqa: RUF009 - option() returns a field
+    lora_targets: list[str] = option(
         ["q_proj", "v_proj"], "LoRA target modules"
     )
     lr: float = option(1e-4, "learning rate (the probe usually wants ~1e-3)")
