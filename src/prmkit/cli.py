@@ -22,18 +22,27 @@ C = TypeVar("C")
 
 # stage name -> (module, one-line description)
 STAGES: dict[str, tuple[str, str]] = {
-    "convert": ("prmkit.formats.cli", "convert between ProcessBench, PRMBench, PRM800K, "
-                "Math-Shepherd, TRL, OpenRLHF and prmkit records"),
+    "convert": (
+        "prmkit.formats.cli",
+        "convert between ProcessBench, PRMBench, PRM800K, "
+        "Math-Shepherd, TRL, OpenRLHF and prmkit records",
+    ),
     "problems": ("prmkit.tasks.cli", "write Problem records: built-in arithmetic, GSM8K, MATH-500"),
     "generate": ("prmkit.generate.cli", "sample solutions from a policy and write Trace records"),
     "check": ("prmkit.tasks.check_cli", "exact-check traces of the built-in arithmetic task"),
-    "annotate": ("prmkit.annotate.cli", "step labels: MC, binary search, OmegaPRM, judge, exact, consensus"),
+    "annotate": (
+        "prmkit.annotate.cli",
+        "step labels: MC, binary search, OmegaPRM, judge, exact, consensus",
+    ),
     "demo": ("prmkit.demo", "run the demo pipeline on the embedded SmolLM2"),
     "train": ("prmkit.train.cli", "train a PRM (tokcls, labeltok, probe, implicit head)"),
     "score": ("prmkit.score.cli", "score every step of traces with a PRM, one pass per trace"),
     "eval": ("prmkit.evaluate.cli", "evaluate: processbench, prmbench, steps, bon (best-of-N)"),
     "report": ("prmkit.evaluate.report", "HTML page + Markdown summary of eval results"),
-    "warmup": ("prmkit.policy.cli", "LoRA warm-up of the default policy on gold solutions (cached), then evaluate"),
+    "warmup": (
+        "prmkit.policy.cli",
+        "LoRA warm-up of the default policy on gold solutions (cached), then evaluate",
+    ),
     "search": ("prmkit.search.cli", "PRM-guided search: beam, DVTS, greedy; vs best-of-N"),
 }
 
@@ -41,8 +50,9 @@ STAGES: dict[str, tuple[str, str]] = {
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """Add ``--config FILE`` and ``key=value`` overrides for config dataclass ``cls``."""
     parser.add_argument("--config", default=None, help="YAML file of config overrides")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides (see the keys below)")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides (see the keys below)"
+    )
     parser.epilog = "config keys:\n" + config_help(cls)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
 

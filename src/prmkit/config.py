@@ -34,8 +34,9 @@ def option(default: Any, help: str) -> Any:
     """A dataclass field with a default and a help string (lists/dicts get a factory)."""
     if isinstance(default, (list, dict)):
         value = default
-        return dataclasses.field(default_factory=lambda: type(value)(value),
-                                 metadata={"help": help})
+        return dataclasses.field(
+            default_factory=lambda: type(value)(value), metadata={"help": help}
+        )
     return dataclasses.field(default=default, metadata={"help": help})
 
 
@@ -82,8 +83,7 @@ def _matches(value: Any, hint: Any) -> tuple[bool, Any]:
     return True, value
 
 
-def load_config(cls: type[C], path: str | Path | None = None,
-                overrides: Sequence[str] = ()) -> C:
+def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequence[str] = ()) -> C:
     """Build ``cls`` from defaults, then a YAML file of overrides, then ``key=value`` strings.
 
     Raises:
@@ -94,24 +94,40 @@ def load_config(cls: type[C], path: str | Path | None = None,
     if path is not None:
         path = Path(path)
         if not path.exists():
-            raise ConfigError("config file not found", got=str(path), expected="a YAML file",
-                              fix="check the --config path")
+            raise ConfigError(
+                "config file not found",
+                got=str(path),
+                expected="a YAML file",
+                fix="check the --config path",
+            )
         try:
             loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"malformed YAML ({exc})", got=str(path),
-                              expected="a YAML mapping", fix="repair the file") from None
+            raise ConfigError(
+                f"malformed YAML ({exc})",
+                got=str(path),
+                expected="a YAML mapping",
+                fix="repair the file",
+            ) from None
         if not isinstance(loaded, dict):
-            raise ConfigError("config is not a mapping", got=type(loaded).__name__,
-                              expected="key: value pairs", fix="write a YAML mapping",
-                              where=str(path))
+            raise ConfigError(
+                "config is not a mapping",
+                got=type(loaded).__name__,
+                expected="key: value pairs",
+                fix="write a YAML mapping",
+                where=str(path),
+            )
         values.update(loaded)
         source.update({k: str(path) for k in loaded})
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
-            raise ConfigError("malformed override", got=item, expected="key=value",
-                              fix="write overrides as key=value")
+            raise ConfigError(
+                "malformed override",
+                got=item,
+                expected="key=value",
+                fix="write overrides as key=value",
+            )
         try:
             values[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
@@ -122,15 +138,22 @@ def load_config(cls: type[C], path: str | Path | None = None,
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
         if key not in names:
-            raise ConfigError(f"unknown config key for {cls.__name__}", got=key,
-                              expected=f"one of {sorted(names)}",
-                              fix="remove or rename the key (see --help)",
-                              where=source.get(key))
+            raise ConfigError(
+                f"unknown config key for {cls.__name__}",
+                got=key,
+                expected=f"one of {sorted(names)}",
+                fix="remove or rename the key (see --help)",
+                where=source.get(key),
+            )
         ok, coerced = _matches(value, hints[key])
         if not ok:
-            raise ConfigError(f"wrong type for '{key}'", got=value,
-                              expected=str(hints[key]).replace("typing.", ""),
-                              fix=f"give '{key}' a value of that type", where=source.get(key))
+            raise ConfigError(
+                f"wrong type for '{key}'",
+                got=value,
+                expected=str(hints[key]).replace("typing.", ""),
+                fix=f"give '{key}' a value of that type",
+                where=source.get(key),
+            )
         kwargs[key] = coerced
     return cls(**kwargs)
 

@@ -72,22 +72,30 @@ def _policy(cfg: DemoConfig) -> tuple[Any, str | None]:
     return generator, str(adapter) if adapter else None
 
 
-def _sample(generator: Any, problems: Sequence[Any], n: int, cfg: DemoConfig, seed: int
-            ) -> list[Any]:
+def _sample(
+    generator: Any, problems: Sequence[Any], n: int, cfg: DemoConfig, seed: int
+) -> list[Any]:
     """Sample ``n`` solutions per problem and return exact-labelled traces."""
     from prmkit.generate.cli import traces_for
     from prmkit.generate.protocol import SamplingParams
     from prmkit.tasks.arithmetic_check import label_trace
     from prmkit.tasks.prompts import render_prompt
 
-    params = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens,
-                            seed=seed)
+    params = SamplingParams(
+        temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=seed
+    )
     prompts = [render_prompt(p) for p in problems]
     out = generator.sample(prompts, n, params)
     labeled = []
     for problem, prompt, group in zip(problems, prompts, out, strict=True):
-        traces, _ = traces_for(problem, prompt, group, params=params, strategy="double_newline",
-                               meta={"policy": "demo"})
+        traces, _ = traces_for(
+            problem,
+            prompt,
+            group,
+            params=params,
+            strategy="double_newline",
+            meta={"policy": "demo"},
+        )
         labeled += [label_trace(problem, t) for t in traces]
     return labeled
 
@@ -107,8 +115,13 @@ def _policy_summary(problems: Sequence[Any], traces: Sequence[Any]) -> dict[str,
         maj += bool(votes) and votes.most_common(1)[0][0] == gold[pid]
         first_errors.update(t.first_error for t in group if t.first_error >= 0)
     n = max(len(problems), 1)
-    return {"pass@1": 100 * pass1 / n, "pass@N": 100 * passn / n, "maj@N": 100 * maj / n,
-            "first_errors": dict(sorted(first_errors.items())), "traces": len(traces)}
+    return {
+        "pass@1": 100 * pass1 / n,
+        "pass@N": 100 * passn / n,
+        "maj@N": 100 * maj / n,
+        "first_errors": dict(sorted(first_errors.items())),
+        "traces": len(traces),
+    }
 
 
 def run_demo(cfg: DemoConfig) -> dict[str, Any]:
@@ -149,10 +162,14 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     write_records(out / "traces_train.jsonl", train_traces)
     policy = _policy_summary(eval_problems, eval_traces)
     summary["policy"] = policy
-    write_json(out / "policy.json", {"benchmark": "policy", "n": cfg.n_samples,
-                                     "problems": len(eval_problems), **policy})
-    print(f"pass@1 {policy['pass@1']:.1f}%  maj@{cfg.n_samples} {policy['maj@N']:.1f}%  "
-          f"pass@{cfg.n_samples} {policy['pass@N']:.1f}%  over {policy['traces']} traces")
+    write_json(
+        out / "policy.json",
+        {"benchmark": "policy", "n": cfg.n_samples, "problems": len(eval_problems), **policy},
+    )
+    print(
+        f"pass@1 {policy['pass@1']:.1f}%  maj@{cfg.n_samples} {policy['maj@N']:.1f}%  "
+        f"pass@{cfg.n_samples} {policy['pass@N']:.1f}%  over {policy['traces']} traces"
+    )
     print(f"first wrong step (0-based) histogram: {policy['first_errors']}")
     example = next((t for t in eval_traces if t.first_error >= 0), eval_traces[0])
     print("a sampled solution, exact-checked:")
@@ -161,8 +178,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
         print(f"   [{mark}] step {i}: {step}")
     lap("generate", t0)
 
-    summary["annotate"] = _annotate(cfg, generator, adapter, train_problems, train_traces, out,
-                                    lap)
+    summary["annotate"] = _annotate(cfg, generator, adapter, train_problems, train_traces, out, lap)
     summary["prm"] = _prm(cfg, out, train_traces[: cfg.n_annotate], eval_traces, lap)
     summary["search"] = _search(cfg, generator, eval_problems, out, lap)
     summary["formats"] = _formats(cfg, out, lap)
@@ -189,29 +205,46 @@ def _annotate(cfg, generator, adapter, problems, traces, out, lap) -> dict[str, 
     from prmkit.io import write_json
     from prmkit.records import Trace, write_records
 
-    _say(f"4. annotate: Monte Carlo (k={cfg.mc_k}) and binary search (k={cfg.binary_k}) "
-         "vs the exact checker")
+    _say(
+        f"4. annotate: Monte Carlo (k={cfg.mc_k}) and binary search (k={cfg.binary_k}) "
+        "vs the exact checker"
+    )
     t0 = time.perf_counter()
     chosen = traces[: cfg.n_annotate]
     plain = [Trace(**t.trace_fields()) for t in chosen]
     params = SamplingParams(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens)
     store = RolloutStore(out / "rollouts.sqlite")
-    engine = RolloutEngine(generator, store, TaskAnswerChecker(), {p.id: p for p in problems},
-                           seed=cfg.seed, params=params, policy=f"{cfg.model}+{adapter}")
+    engine = RolloutEngine(
+        generator,
+        store,
+        TaskAnswerChecker(),
+        {p.id: p for p in problems},
+        seed=cfg.seed,
+        params=params,
+        policy=f"{cfg.model}+{adapter}",
+    )
     results = {}
-    for name, labeler in (("mc", MonteCarloLabeler(engine, k=cfg.mc_k)),
-                          ("binary", BinarySearchLabeler(engine, k=cfg.binary_k))):
+    for name, labeler in (
+        ("mc", MonteCarloLabeler(engine, k=cfg.mc_k)),
+        ("binary", BinarySearchLabeler(engine, k=cfg.binary_k)),
+    ):
         labeled = labeler.label(plain)
         write_records(out / f"labeled_{name}.jsonl", labeled)
         results[name] = _agreement(chosen, labeled)
     store.close()
-    write_json(out / "annotation.json",
-               {"benchmark": "annotation", "methods": results, "reference": "exact"})
-    print(f"{'method':<8} {'first-error acc':>16} {'step-label acc':>15} {'rollouts/trace':>15} "
-          f"{'tokens/trace':>13}")
+    write_json(
+        out / "annotation.json",
+        {"benchmark": "annotation", "methods": results, "reference": "exact"},
+    )
+    print(
+        f"{'method':<8} {'first-error acc':>16} {'step-label acc':>15} {'rollouts/trace':>15} "
+        f"{'tokens/trace':>13}"
+    )
     for name, r in results.items():
-        print(f"{name:<8} {r['first_error_acc']:>15.1f}% {r['step_acc']:>14.1f}% "
-              f"{r['rollouts_per_trace']:>15.1f} {r['tokens_per_trace']:>13.0f}")
+        print(
+            f"{name:<8} {r['first_error_acc']:>15.1f}% {r['step_acc']:>14.1f}% "
+            f"{r['rollouts_per_trace']:>15.1f} {r['tokens_per_trace']:>13.0f}"
+        )
     lap("annotate", t0)
     return results
 
@@ -228,8 +261,13 @@ def _agreement(exact: Sequence[Any], labeled: Sequence[Any]) -> dict[str, float]
         rollouts += a.meta["annotation"]["rollouts"]
         tokens += a.meta["annotation"]["policy_tokens"]
     n = max(len(exact), 1)
-    return {"first_error_acc": 100 * fe / n, "step_acc": 100 * steps / max(n_steps, 1),
-            "rollouts_per_trace": rollouts / n, "tokens_per_trace": tokens / n, "traces": n}
+    return {
+        "first_error_acc": 100 * fe / n,
+        "step_acc": 100 * steps / max(n_steps, 1),
+        "rollouts_per_trace": rollouts / n,
+        "tokens_per_trace": tokens / n,
+        "traces": n,
+    }
 
 
 def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str, Any]:
@@ -251,12 +289,24 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
     _say("5. train: a probe-head PRM on the Monte Carlo labels (frozen SmolLM2 features)")
     t0 = time.perf_counter()
     prm_dir = out / "prm"
-    report = train(TrainConfig(data=str(out / "labeled_mc.jsonl"), out=str(prm_dir),
-                               base=cfg.model, head="probe", lr=1e-3, epochs=cfg.prm_epochs,
-                               batch_size=8, seed=cfg.seed, patience=5),
-                   log=lambda *a: None)
-    print(f"checkpoint {prm_dir} (safetensors + prm_spec.json + tokenizer); "
-          f"train report: {prm_dir / 'train_report.json'}")
+    report = train(
+        TrainConfig(
+            data=str(out / "labeled_mc.jsonl"),
+            out=str(prm_dir),
+            base=cfg.model,
+            head="probe",
+            lr=1e-3,
+            epochs=cfg.prm_epochs,
+            batch_size=8,
+            seed=cfg.seed,
+            patience=5,
+        ),
+        log=lambda *a: None,
+    )
+    print(
+        f"checkpoint {prm_dir} (safetensors + prm_spec.json + tokenizer); "
+        f"train report: {prm_dir / 'train_report.json'}"
+    )
     lap("train", t0)
     _ = report
 
@@ -279,11 +329,14 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
     write_json(out / "bon.json", {"benchmark": "bon", **bon})
     last = {m: c[-1] for m, c in bon["curves"].items()}
     n_max = last["maj"]["n"] if "maj" in last else max(bon["ns"])
-    print(f"N = {n_max}:  pass@1 {bon['pass@1']['mean']:.1f}%  "
-          + "  ".join(f"{m} {c['mean']:.1f}%" for m, c in last.items()))
+    print(
+        f"N = {n_max}:  pass@1 {bon['pass@1']['mean']:.1f}%  "
+        + "  ".join(f"{m} {c['mean']:.1f}%" for m, c in last.items())
+    )
     try:
         threshold, train_f1 = choose_threshold(
-            [(t.first_error, t.step_scores) for t in scored_train if isinstance(t, ScoredTrace)])
+            [(t.first_error, t.step_scores) for t in scored_train if isinstance(t, ScoredTrace)]
+        )
         source = "demo PRM-training traces (exact labels)"
     except ThresholdSelectionError as exc:  # e.g. an untuned policy that never solves one
         threshold, train_f1 = 0.5, float("nan")
@@ -295,15 +348,22 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
     pb.update(threshold=threshold, threshold_source=source)
     write_json(out / "processbench_arithmetic.json", {"benchmark": "processbench", **pb})
     sub = pb["subsets"]["arithmetic"]
-    print(f"threshold {threshold:.3f} (chosen on the PRM-training traces, F1 there "
-          f"{train_f1:.1f}); held-out: acc_error {_pct(sub['acc_error'])}  "
-          f"acc_correct {_pct(sub['acc_correct'])}  F1 {_pct(sub['f1'])}")
+    print(
+        f"threshold {threshold:.3f} (chosen on the PRM-training traces, F1 there "
+        f"{train_f1:.1f}); held-out: acc_error {_pct(sub['acc_error'])}  "
+        f"acc_correct {_pct(sub['acc_correct'])}  F1 {_pct(sub['f1'])}"
+    )
     metrics = step_metrics(scored_eval)
     write_json(out / "steps.json", {"benchmark": "steps", **metrics})
     print(f"step AUROC {_num(metrics['auroc'])}  ECE {_num(metrics['ece'])}")
     lap("evaluate", t0)
-    return {"bon_last": last, "pass@1": bon["pass@1"]["mean"], "processbench": sub,
-            "threshold": threshold, "auroc": metrics["auroc"]}
+    return {
+        "bon_last": last,
+        "pass@1": bon["pass@1"]["mean"],
+        "processbench": sub,
+        "threshold": threshold,
+        "auroc": metrics["auroc"],
+    }
 
 
 def _pct(value: float | None) -> str:
@@ -323,24 +383,44 @@ def _search(cfg: DemoConfig, generator, problems, out: Path, lap) -> dict[str, A
     from prmkit.search.compare import compare_with_best_of_n
     from prmkit.search.incremental import IncrementalPRMScorer
 
-    _say(f"8. search: step-level beam search (N={cfg.search_n}, M={cfg.search_m}) vs best-of-N "
-         "at equal policy tokens")
+    _say(
+        f"8. search: step-level beam search (N={cfg.search_n}, M={cfg.search_m}) vs best-of-N "
+        "at equal policy tokens"
+    )
     t0 = time.perf_counter()
     scorer = IncrementalPRMScorer(load_prm(str(out / "prm")))
-    beam = functools.partial(beam_search, generator=generator, scorer=scorer, n=cfg.search_n,
-                             m=cfg.search_m, max_steps=cfg.n_steps + 3, step_tokens=48,
-                             final_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-                             aggregation="min", seed=cfg.seed)
+    beam = functools.partial(
+        beam_search,
+        generator=generator,
+        scorer=scorer,
+        n=cfg.search_n,
+        m=cfg.search_m,
+        max_steps=cfg.n_steps + 3,
+        step_tokens=48,
+        final_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        aggregation="min",
+        seed=cfg.seed,
+    )
     result, records, bon_records = compare_with_best_of_n(
-        problems[: cfg.search_problems], generator, scorer, beam, method="beam",
-        aggregation="min", max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
-        seed=cfg.seed)
+        problems[: cfg.search_problems],
+        generator,
+        scorer,
+        beam,
+        method="beam",
+        aggregation="min",
+        max_new_tokens=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        seed=cfg.seed,
+    )
     write_records(out / "search_beam.jsonl", records)
     write_records(out / "search_bon.jsonl", bon_records)
     write_json(out / "search_vs_bon.json", result)
     s, b = result["search"], result["best_of_n"]
-    print(f"beam search {s['accuracy']:.1f}%  vs  best-of-N (PRM) {b['accuracy_prm']:.1f}% / "
-          f"majority {b['accuracy_majority']:.1f}%  on {cfg.search_problems} problems")
+    print(
+        f"beam search {s['accuracy']:.1f}%  vs  best-of-N (PRM) {b['accuracy_prm']:.1f}% / "
+        f"majority {b['accuracy_majority']:.1f}%  on {cfg.search_problems} problems"
+    )
     lap("search", t0)
     return {"search": s, "best_of_n": b}
 
@@ -353,12 +433,16 @@ def _formats(cfg: DemoConfig, out: Path, lap) -> dict[str, Any]:
     t0 = time.perf_counter()
     processbench = data_file("processbench/math.json", cfg.data_dir or None)
     result = {}
-    for fmt, src in (("processbench", processbench),
-                     ("prmbench", processbench.parent.parent / "prmbench")):
+    for fmt, src in (
+        ("processbench", processbench),
+        ("prmbench", processbench.parent.parent / "prmbench"),
+    ):
         report = convert(fmt, "prmkit", src, out / f"{fmt}.jsonl")
         result[fmt] = {"records": report.written, "steps": report.steps_written}
-        print(f"{fmt:<13} {report.written:>6} records, {report.steps_written:>6} steps "
-              f"-> {out / f'{fmt}.jsonl'}")
+        print(
+            f"{fmt:<13} {report.written:>6} records, {report.steps_written:>6} steps "
+            f"-> {out / f'{fmt}.jsonl'}"
+        )
     lap("formats", t0)
     return result
 

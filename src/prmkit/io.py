@@ -65,7 +65,9 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
     path = Path(path)
     if not path.exists():
         raise DataFormatError(
-            "file not found", got=str(path), expected="an existing JSONL file",
+            "file not found",
+            got=str(path),
+            expected="an existing JSONL file",
             fix="check the path",
         )
     with path.open("rb") as handle:

@@ -58,7 +58,9 @@ def _fail(where: str | None, name: str, what: str, got: Any, expected: str, fix:
 
 def _check_str(where: str | None, name: str, value: Any, *, nonempty: bool = False) -> None:
     if not isinstance(value, str):
-        _fail(where, name, "wrong type", type(value).__name__, "a string", f"store '{name}' as text")
+        _fail(
+            where, name, "wrong type", type(value).__name__, "a string", f"store '{name}' as text"
+        )
     if nonempty and not value.strip():
         _fail(where, name, "empty value", value, "non-empty text", f"give '{name}' a value")
 
@@ -70,18 +72,42 @@ def _check_meta(where: str | None, value: Any) -> None:
 
 def _check_steps(where: str | None, steps: Any) -> None:
     if not isinstance(steps, list):
-        _fail(where, "steps", "wrong type", type(steps).__name__, "a list of strings",
-              "store the solution as a list of step strings")
+        _fail(
+            where,
+            "steps",
+            "wrong type",
+            type(steps).__name__,
+            "a list of strings",
+            "store the solution as a list of step strings",
+        )
     if not steps:
-        _fail(where, "steps", "no steps", steps, "at least one step",
-              "drop traces without steps, or segment the solution text first")
+        _fail(
+            where,
+            "steps",
+            "no steps",
+            steps,
+            "at least one step",
+            "drop traces without steps, or segment the solution text first",
+        )
     for i, step in enumerate(steps):
         if not isinstance(step, str):
-            _fail(where, f"steps[{i}]", "wrong type", type(step).__name__, "a string",
-                  "store every step as text")
+            _fail(
+                where,
+                f"steps[{i}]",
+                "wrong type",
+                type(step).__name__,
+                "a string",
+                "store every step as text",
+            )
         if not step.strip():
-            _fail(where, f"steps[{i}]", "empty step", step, "non-blank step text",
-                  "remove blank steps (prmkit.steps.split never produces them)")
+            _fail(
+                where,
+                f"steps[{i}]",
+                "empty step",
+                step,
+                "non-blank step text",
+                "remove blank steps (prmkit.steps.split never produces them)",
+            )
 
 
 def _check_score(where: str | None, name: str, value: Any, *, unit: bool) -> None:
@@ -90,8 +116,14 @@ def _check_score(where: str | None, name: str, value: Any, *, unit: bool) -> Non
     if not math.isfinite(value):
         _fail(where, name, "not finite", value, "a finite number", "replace NaN/inf scores")
     if unit and not 0.0 <= value <= 1.0:
-        _fail(where, name, "out of range", value, "a value in [0, 1]",
-              "map labels to 1 = correct, 0 = wrong (soft values in between)")
+        _fail(
+            where,
+            name,
+            "out of range",
+            value,
+            "a value in [0, 1]",
+            "map labels to 1 = correct, 0 = wrong (soft values in between)",
+        )
 
 
 @dataclass(kw_only=True)
@@ -123,37 +155,63 @@ class Record:
         file of LabeledTraces as ``Trace`` keeps the labels.
         """
         if not isinstance(data, dict):
-            raise RecordError("record is not an object", got=type(data).__name__,
-                              expected="a JSON object", fix="write one object per record",
-                              where=where)
+            raise RecordError(
+                "record is not an object",
+                got=type(data).__name__,
+                expected="a JSON object",
+                fix="write one object per record",
+                where=where,
+            )
         kind = data.get("kind", cls.KIND)
         target = _KINDS.get(kind) if isinstance(kind, str) else None
         if target is None or not issubclass(target, cls):
             allowed = sorted(k for k, c in _KINDS.items() if issubclass(c, cls))
-            _fail(where, "kind", "unexpected record kind", kind, f"one of {allowed}",
-                  f"pass a file of {cls.__name__} records")
+            _fail(
+                where,
+                "kind",
+                "unexpected record kind",
+                kind,
+                f"one of {allowed}",
+                f"pass a file of {cls.__name__} records",
+            )
         version = data.get("schema_version", SCHEMA_VERSION)
         if not isinstance(version, int) or version > SCHEMA_VERSION:
-            _fail(where, "schema_version", "unsupported schema version", version,
-                  f"an integer <= {SCHEMA_VERSION}", "upgrade prmkit to read newer files")
+            _fail(
+                where,
+                "schema_version",
+                "unsupported schema version",
+                version,
+                f"an integer <= {SCHEMA_VERSION}",
+                "upgrade prmkit to read newer files",
+            )
         names = {f.name for f in fields(target)}
         unknown = sorted(set(data) - names - {"kind", "schema_version"})
         if unknown:
-            _fail(where, unknown[0], "unknown key", unknown, f"only {sorted(names)}",
-                  "remove the key, or put free-form data under 'meta'")
+            _fail(
+                where,
+                unknown[0],
+                "unknown key",
+                unknown,
+                f"only {sorted(names)}",
+                "remove the key, or put free-form data under 'meta'",
+            )
         required = [f.name for f in fields(target) if f.name not in _OPTIONAL]
         missing = [n for n in required if n not in data]
         if missing:
-            _fail(where, missing[0], "missing key", sorted(data), f"keys {required}",
-                  f"add {missing}")
+            _fail(
+                where, missing[0], "missing key", sorted(data), f"keys {required}", f"add {missing}"
+            )
         kwargs = {k: v for k, v in data.items() if k in names}
         record = object.__new__(target)
         for name, value in kwargs.items():
             setattr(record, name, value)
         for f in fields(target):
             if f.name not in kwargs:
-                setattr(record, f.name, f.default_factory() if callable(f.default_factory)
-                        else f.default)
+                setattr(
+                    record,
+                    f.name,
+                    f.default_factory() if callable(f.default_factory) else f.default,
+                )
         record.validate(where)
         return record
 
@@ -214,21 +272,44 @@ class Trace(Record):
 
 def _check_labels(where: str | None, labels: Any, n_steps: int, first_error: Any) -> None:
     if not isinstance(labels, list):
-        _fail(where, "labels", "wrong type", type(labels).__name__,
-              "a list of numbers in [0, 1] or null", "store one label per step")
+        _fail(
+            where,
+            "labels",
+            "wrong type",
+            type(labels).__name__,
+            "a list of numbers in [0, 1] or null",
+            "store one label per step",
+        )
     if len(labels) != n_steps:
-        _fail(where, "labels", "labels count != steps count", len(labels),
-              f"{n_steps} labels (one per step)", "give exactly one label per step; null = unknown")
+        _fail(
+            where,
+            "labels",
+            "labels count != steps count",
+            len(labels),
+            f"{n_steps} labels (one per step)",
+            "give exactly one label per step; null = unknown",
+        )
     for i, label in enumerate(labels):
         if label is not None:
             _check_score(where, f"labels[{i}]", label, unit=True)
     if isinstance(first_error, bool) or not isinstance(first_error, int):
-        _fail(where, "first_error", "wrong type", first_error, "an integer (-1 = no error)",
-              "store the 0-based index of the first wrong step")
+        _fail(
+            where,
+            "first_error",
+            "wrong type",
+            first_error,
+            "an integer (-1 = no error)",
+            "store the 0-based index of the first wrong step",
+        )
     if not -1 <= first_error < n_steps:
-        _fail(where, "first_error", "out of range", first_error,
-              f"-1 (no error) or a step index in [0, {n_steps - 1}]",
-              "use 0-based step indices; -1 when every step is correct")
+        _fail(
+            where,
+            "first_error",
+            "out of range",
+            first_error,
+            f"-1 (no error) or a step index in [0, {n_steps - 1}]",
+            "use 0-based step indices; -1 when every step is correct",
+        )
 
 
 @dataclass(kw_only=True)
@@ -280,8 +361,14 @@ class ScoredTrace(Trace):
         super().validate(where)
         if not isinstance(self.step_scores, list) or len(self.step_scores) != len(self.steps):
             got = len(self.step_scores) if isinstance(self.step_scores, list) else self.step_scores
-            _fail(where, "step_scores", "scores count != steps count", got,
-                  f"{len(self.steps)} scores (one per step)", "score every step")
+            _fail(
+                where,
+                "step_scores",
+                "scores count != steps count",
+                got,
+                f"{len(self.steps)} scores (one per step)",
+                "score every step",
+            )
         for i, score in enumerate(self.step_scores):
             _check_score(where, f"step_scores[{i}]", score, unit=False)
         _check_str(where, "prm", self.prm)
@@ -312,8 +399,12 @@ def _format_of(path: Path) -> str:
         return "jsonl"
     if suffix in (".parquet", ".pq"):
         return "parquet"
-    raise DataFormatError("unknown file type", got=path.name, expected="a .jsonl or .parquet file",
-                          fix="rename the file with the right extension")
+    raise DataFormatError(
+        "unknown file type",
+        got=path.name,
+        expected="a .jsonl or .parquet file",
+        fix="rename the file with the right extension",
+    )
 
 
 def iter_records(path: str | os.PathLike[str], cls: type[R]) -> Iterator[R]:
@@ -326,8 +417,12 @@ def iter_records(path: str | os.PathLike[str], cls: type[R]) -> Iterator[R]:
     import pyarrow.parquet as pq
 
     if not path.exists():
-        raise DataFormatError("file not found", got=str(path), expected="an existing Parquet file",
-                              fix="check the path")
+        raise DataFormatError(
+            "file not found",
+            got=str(path),
+            expected="an existing Parquet file",
+            fix="check the path",
+        )
     row = 0
     for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
         for obj in batch.to_pylist():
@@ -338,8 +433,14 @@ def iter_records(path: str | os.PathLike[str], cls: type[R]) -> Iterator[R]:
                 try:
                     obj["meta"] = json.loads(meta)
                 except json.JSONDecodeError:
-                    _fail(where, "meta", "malformed JSON", meta, "a JSON object string",
-                          "rewrite the file with prmkit")
+                    _fail(
+                        where,
+                        "meta",
+                        "malformed JSON",
+                        meta,
+                        "a JSON object string",
+                        "rewrite the file with prmkit",
+                    )
             obj = {k: v for k, v in obj.items() if v is not None or k in ("answer",)}
             yield cls.from_dict(obj, where=where)
 

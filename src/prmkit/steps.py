@@ -37,7 +37,11 @@ __all__ = ["STRATEGIES", "Segmentation", "Strategy", "join", "join_steps", "spli
 
 Strategy = Literal["double_newline", "single_newline", "step_markers", "regex", "sentences"]
 STRATEGIES: tuple[str, ...] = (
-    "double_newline", "single_newline", "step_markers", "regex", "sentences"
+    "double_newline",
+    "single_newline",
+    "step_markers",
+    "regex",
+    "sentences",
 )
 
 DEFAULT_SEPARATOR = "\n\n"
@@ -126,8 +130,9 @@ def _cuts_by_sentences(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def split(text: str, strategy: Strategy = "double_newline", *, pattern: str | None = None
-          ) -> Segmentation:
+def split(
+    text: str, strategy: Strategy = "double_newline", *, pattern: str | None = None
+) -> Segmentation:
     """Split ``text`` into steps with the given strategy.
 
     Args:
@@ -139,8 +144,12 @@ def split(text: str, strategy: Strategy = "double_newline", *, pattern: str | No
         ConfigError: unknown strategy, or a missing/invalid ``pattern``.
     """
     if not isinstance(text, str):
-        raise ConfigError("text to segment is not a string", got=type(text).__name__,
-                          expected="str", fix="pass the solution text")
+        raise ConfigError(
+            "text to segment is not a string",
+            got=type(text).__name__,
+            expected="str",
+            fix="pass the solution text",
+        )
     if strategy in _SEPARATORS:
         cuts = _cuts_by_separator(text, _SEPARATORS[strategy])
     elif strategy == "step_markers":
@@ -149,18 +158,29 @@ def split(text: str, strategy: Strategy = "double_newline", *, pattern: str | No
         cuts = _cuts_by_sentences(text)
     elif strategy == "regex":
         if not pattern:
-            raise ConfigError("strategy 'regex' needs a separator pattern", got=pattern,
-                              expected="a regular expression", fix="pass pattern=r'...'")
+            raise ConfigError(
+                "strategy 'regex' needs a separator pattern",
+                got=pattern,
+                expected="a regular expression",
+                fix="pass pattern=r'...'",
+            )
         try:
             compiled = re.compile(pattern)
         except re.error as exc:
-            raise ConfigError(f"invalid regex ({exc})", got=pattern,
-                              expected="a valid Python regular expression",
-                              fix="escape special characters") from None
+            raise ConfigError(
+                f"invalid regex ({exc})",
+                got=pattern,
+                expected="a valid Python regular expression",
+                fix="escape special characters",
+            ) from None
         cuts = _cuts_by_separator(text, compiled)
     else:
-        raise ConfigError("unknown segmentation strategy", got=strategy,
-                          expected=f"one of {list(STRATEGIES)}", fix="pick a listed strategy")
+        raise ConfigError(
+            "unknown segmentation strategy",
+            got=strategy,
+            expected=f"one of {list(STRATEGIES)}",
+            fix="pick a listed strategy",
+        )
     return _from_cuts(text, cuts)
 
 
@@ -172,8 +192,9 @@ def join(segmentation: Segmentation) -> str:
     return "".join(parts)
 
 
-def split_steps(text: str, strategy: Strategy = "double_newline", *, pattern: str | None = None
-                ) -> list[str]:
+def split_steps(
+    text: str, strategy: Strategy = "double_newline", *, pattern: str | None = None
+) -> list[str]:
     """Just the step strings of :func:`split`."""
     return split(text, strategy, pattern=pattern).steps
 

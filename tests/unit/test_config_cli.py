@@ -73,8 +73,9 @@ def test_help_lists_every_field():
 
 
 def test_cli_help_lists_stages():
-    out = subprocess.run([sys.executable, "-m", "prmkit.cli", "--help"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "prmkit.cli", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     assert "convert" in out and "demo" in out
 
 
@@ -82,7 +83,8 @@ def test_cli_every_stage_has_help():
     from prmkit.cli import STAGES
 
     for stage in STAGES:
-        proc = subprocess.run([sys.executable, "-m", "prmkit.cli", stage, "--help"],
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "prmkit.cli", stage, "--help"], capture_output=True, text=True
+        )
         assert proc.returncode == 0, (stage, proc.stderr[-2000:])
         assert "usage: prmkit " + stage in proc.stdout

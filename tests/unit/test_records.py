@@ -20,9 +20,17 @@ from prmkit.records import (
 
 
 def _labeled(**over):
-    base = dict(id="t1", problem_id="p1", prompt="3+4, then double?",
-                steps=["3 + 4 = 7", "7 * 2 = 15"], answer="15", labels=[1.0, 0.0],
-                first_error=1, label_source="exact", meta={"seed": 3})
+    base = dict(
+        id="t1",
+        problem_id="p1",
+        prompt="3+4, then double?",
+        steps=["3 + 4 = 7", "7 * 2 = 15"],
+        answer="15",
+        labels=[1.0, 0.0],
+        first_error=1,
+        label_source="exact",
+        meta={"seed": 3},
+    )
     base.update(over)
     return LabeledTrace(**base)
 
@@ -33,8 +41,17 @@ def _records():
         Trace(id="t0", problem_id="p1", prompt="q", steps=["a", "b"], answer=None),
         _labeled(),
         _labeled(id="t2", labels=[0.7, None], first_error=-1, label_source="mc"),
-        ScoredTrace(id="t3", problem_id="p1", prompt="q", steps=["a", "b"], answer="14",
-                    step_scores=[0.9, -1.5], prm="probe", labels=[1.0, 1.0], first_error=-1),
+        ScoredTrace(
+            id="t3",
+            problem_id="p1",
+            prompt="q",
+            steps=["a", "b"],
+            answer="14",
+            step_scores=[0.9, -1.5],
+            prm="probe",
+            labels=[1.0, 1.0],
+            first_error=-1,
+        ),
     ]
 
 
@@ -102,8 +119,11 @@ def _bad(**over):
         (_bad(extra=1), RecordError, ["'extra'", "unknown key", "meta"]),
         (_bad(kind="problem"), RecordError, ["'kind'", "unexpected record kind"]),
         (_bad(schema_version=99), RecordError, ["schema_version", "upgrade prmkit"]),
-        ({k: v for k, v in _bad().items() if k != "problem_id"}, RecordError,
-         ["missing key", "problem_id"]),
+        (
+            {k: v for k, v in _bad().items() if k != "problem_id"},
+            RecordError,
+            ["missing key", "problem_id"],
+        ),
     ],
 )
 def test_bad_input_names_file_line_field_and_expectation(tmp_path, line, error, fragments):
@@ -132,8 +152,9 @@ def test_constructor_validates_too():
     with pytest.raises(RecordError, match="scores count"):
         ScoredTrace(id="s", problem_id="p", prompt="q", steps=["a"], step_scores=[], prm="x")
     with pytest.raises(RecordError, match="not finite"):
-        ScoredTrace(id="s", problem_id="p", prompt="q", steps=["a"], step_scores=[float("nan")],
-                    prm="x")
+        ScoredTrace(
+            id="s", problem_id="p", prompt="q", steps=["a"], step_scores=[float("nan")], prm="x"
+        )
 
 
 def test_write_is_atomic_and_keeps_old_file_on_failure(tmp_path):

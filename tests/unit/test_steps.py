@@ -41,8 +41,11 @@ def test_spans_map_steps_back_to_the_text(text, strategy):
 
 
 @settings(max_examples=200, deadline=None)
-@given(steps=st.lists(st.text(alphabet="abc 12+=.", min_size=1).map(str.strip).filter(bool),
-                      max_size=8))
+@given(
+    steps=st.lists(
+        st.text(alphabet="abc 12+=.", min_size=1).map(str.strip).filter(bool), max_size=8
+    )
+)
 def test_split_steps_inverts_join_steps(steps):
     assert split_steps(join_steps(steps)) == steps
 
@@ -56,11 +59,18 @@ def test_split_steps_inverts_join_steps(steps):
         ("a\nb\n\nc", "single_newline", ["a", "b", "c"]),
         ("   \n\n  ", "double_newline", []),
         ("", "single_newline", []),
-        ("Intro.\nStep 1: add 2.\nStep 2: done", "step_markers", ["Intro.", "Step 1: add 2.", "Step 2: done"]),
+        (
+            "Intro.\nStep 1: add 2.\nStep 2: done",
+            "step_markers",
+            ["Intro.", "Step 1: add 2.", "Step 2: done"],
+        ),
         ("## Step 1. x\n## Step 2) y", "step_markers", ["## Step 1. x", "## Step 2) y"]),
         ("no markers here", "step_markers", ["no markers here"]),
-        ("It costs 3.5 dollars. Then e.g. two more! Done? Yes.", "sentences",
-         ["It costs 3.5 dollars.", "Then e.g. two more!", "Done?", "Yes."]),
+        (
+            "It costs 3.5 dollars. Then e.g. two more! Done? Yes.",
+            "sentences",
+            ["It costs 3.5 dollars.", "Then e.g. two more!", "Done?", "Yes."],
+        ),
         ("Total is $5. $3 more.", "sentences", ["Total is $5.", "$3 more."]),
         ("x=1; y=2;z=3", "regex", ["x=1", "y=2", "z=3"]),
     ],

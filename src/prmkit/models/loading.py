@@ -49,15 +49,21 @@ def find_packaged_gguf(name: str = "smollm2") -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
-            f"the packaged model '{name}' is not installed", got=package,
-            expected=f"the '{package}' package with {filename}", fix=INSTALL_HINT,
+            f"the packaged model '{name}' is not installed",
+            got=package,
+            expected=f"the '{package}' package with {filename}",
+            fix=INSTALL_HINT,
         )
     for folder in spec.submodule_search_locations:
         path = Path(folder) / filename
         if path.exists():
             return path
-    raise ModelLoadError(f"{filename} missing from the installed package", got=package,
-                         expected=filename, fix=f"reinstall: {INSTALL_HINT} --force-reinstall")
+    raise ModelLoadError(
+        f"{filename} missing from the installed package",
+        got=package,
+        expected=filename,
+        fix=f"reinstall: {INSTALL_HINT} --force-reinstall",
+    )
 
 
 def _materialize_packaged(name: str) -> Path:
@@ -96,7 +102,8 @@ def resolve_model_path(name_or_path: str) -> Path:
     if path.is_dir() and (path / "config.json").exists():
         return path
     raise ModelLoadError(
-        "no such model", got=name_or_path,
+        "no such model",
+        got=name_or_path,
         expected=f"one of {sorted(PACKAGED)} or a local Hugging Face model directory "
         "(with config.json)",
         fix=f"for the default model run `{INSTALL_HINT}`; otherwise pass a local path "
@@ -115,8 +122,9 @@ def load_tokenizer(name_or_path: str) -> Any:
     return tokenizer
 
 
-def load_base(name_or_path: str = "smollm2", *, dtype: str = "float32",
-              device: str = "cpu") -> BaseModel:
+def load_base(
+    name_or_path: str = "smollm2", *, dtype: str = "float32", device: str = "cpu"
+) -> BaseModel:
     """Load a causal LM and its tokenizer from the packaged default or a local directory.
 
     Args:
@@ -134,8 +142,12 @@ def load_base(name_or_path: str = "smollm2", *, dtype: str = "float32",
     try:
         torch_dtype = getattr(torch, dtype)
     except AttributeError:
-        raise ModelLoadError("unknown dtype", got=dtype, expected="float32, bfloat16 or float16",
-                             fix="pass a torch dtype name") from None
+        raise ModelLoadError(
+            "unknown dtype",
+            got=dtype,
+            expected="float32, bfloat16 or float16",
+            fix="pass a torch dtype name",
+        ) from None
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype).to(device)
     model.eval()
     return BaseModel(model=model, tokenizer=load_tokenizer(name_or_path), source=str(path))

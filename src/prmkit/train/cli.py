@@ -47,9 +47,7 @@ class TrainConfig:
     probe_hidden: int = option(256, "probe head: MLP width (0 = linear)")
     lora_r: int = option(0, "LoRA rank (0 = full fine-tuning)")
     lora_alpha: int = option(16, "LoRA alpha")
-    lora_targets: list[str] = option(
-        ["q_proj", "v_proj"], "LoRA target modules"
-    )
+    lora_targets: list[str] = option(["q_proj", "v_proj"], "LoRA target modules")
     lr: float = option(1e-4, "learning rate (the probe usually wants ~1e-3)")
     weight_decay: float = option(0.0, "AdamW weight decay")
     epochs: int = option(1, "passes over the training data")
