@@ -10,7 +10,7 @@ none, in ``--correct-share`` of the traces), carried through to the answer. So f
 spread over all positions and the exact checker knows each one.
 
 Policy: SmolLM2-135M-Instruct with the warm-up LoRA adapter (``--adapter warmup`` trains or fetches
-it through :func:`prmkit.policy.warmup`; ``--adapter PATH`` uses a trained one; ``--adapter none``
+it with ``recipes/warmup.yaml``, the demo's recipe, so the cached adapter is shared; ``--adapter PATH`` uses a trained one; ``--adapter none``
 the bare base model, which almost never solves these problems).
 
 Cost accounting: Monte Carlo k=16 draws every inner prefix's 16 rollouts into one store; k=4 and
@@ -109,6 +109,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--policy", default="smollm2")
     parser.add_argument("--adapter", default="warmup", help="'warmup', 'none' or an adapter dir")
+    parser.add_argument(
+        "--warmup-recipe", default="recipes/warmup.yaml", help="recipe for --adapter warmup"
+    )
     parser.add_argument("--n-traces", type=int, default=20)
     parser.add_argument("--steps", type=int, default=8, help="operations per problem")
     parser.add_argument("--correct-share", type=float, default=0.15)
@@ -126,9 +129,10 @@ def main() -> int:
 
     adapter = None
     if args.adapter == "warmup":
-        from prmkit.policy import warmup
+        from prmkit.config import load_config
+        from prmkit.policy.cli import WarmupConfig, warmup_from_config
 
-        adapter = warmup(args.policy)
+        adapter = warmup_from_config(load_config(WarmupConfig, args.warmup_recipe))
     elif args.adapter != "none":
         adapter = args.adapter
     problems, traces = make_traces(args.n_traces, args.steps, args.correct_share, args.seed)

@@ -17,7 +17,7 @@ import torch
 
 def main() -> None:
     from prmkit.models import load_base
-    from prmkit.policy.warmup import build_example, train_lora
+    from prmkit.policy.lora import build_example, train_lora
     from prmkit.tasks.arithmetic import generate
 
     ap = argparse.ArgumentParser()

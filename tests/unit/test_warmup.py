@@ -26,7 +26,7 @@ TINY = {  # a handful of short examples, a tiny LoRA: seconds on CPU
 def test_example_masks_exactly_the_prompt(smol_tokenizer):
     from prmkit.generate.chat import encode_prefix
     from prmkit.generate.protocol import Prefix
-    from prmkit.policy.warmup import build_example
+    from prmkit.policy.lora import build_example
     from prmkit.tasks.prompts import render_prompt
 
     problem = build_problem(12, [("+", 5), ("-", 3)], id="p")
@@ -48,7 +48,7 @@ def test_example_masks_exactly_the_prompt(smol_tokenizer):
 def test_collate_and_loss_use_only_labelled_positions(smol_tokenizer, tiny_lm):
     import torch
 
-    from prmkit.policy.warmup import _collate, _loss, build_example
+    from prmkit.policy.lora import _collate, _loss, build_example
 
     problems = generate(2, seed=3, min_steps=2, max_steps=3)
     batch = [build_example(smol_tokenizer, p) for p in problems]
@@ -76,7 +76,7 @@ def test_lora_trains_and_loss_goes_down(smol_tokenizer, tiny_model_dir):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from prmkit.policy.warmup import _collate, _loss, build_example, train_lora
+    from prmkit.policy.lora import _collate, _loss, build_example, train_lora
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
     base = {k: v.clone() for k, v in model.state_dict().items()}
@@ -114,7 +114,7 @@ def test_lora_trains_and_loss_goes_down(smol_tokenizer, tiny_model_dir):
 def test_lora_layers_limits_the_adapted_blocks(smol_tokenizer, tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
-    from prmkit.policy.warmup import build_example, train_lora
+    from prmkit.policy.lora import build_example, train_lora
 
     model = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
     examples = [build_example(smol_tokenizer, p) for p in generate(2, seed=1, max_steps=2)]
@@ -128,7 +128,7 @@ def test_lora_layers_limits_the_adapted_blocks(smol_tokenizer, tiny_model_dir):
 
 
 def test_warmup_caches_then_hits_without_training(tiny_model_dir, tmp_path, caplog):
-    from prmkit.policy.warmup import INFO_FILE, read_info, warmup
+    from prmkit.policy.lora import INFO_FILE, read_info, warmup
 
     caplog.set_level(logging.INFO, logger="prmkit.policy")
     first = warmup(str(tiny_model_dir), cache_dir=tmp_path, **TINY)
@@ -155,7 +155,7 @@ def test_warmup_caches_then_hits_without_training(tiny_model_dir, tmp_path, capl
 
 
 def test_warmup_key_ignores_threads_and_progress(tiny_model_dir, tmp_path):
-    from prmkit.policy.warmup import warmup
+    from prmkit.policy.lora import warmup
 
     first = warmup(str(tiny_model_dir), cache_dir=tmp_path, **TINY)
     assert (
@@ -165,7 +165,7 @@ def test_warmup_key_ignores_threads_and_progress(tiny_model_dir, tmp_path):
 
 
 def test_warmup_rejects_bad_settings(tiny_model_dir, tmp_path):
-    from prmkit.policy.warmup import warmup
+    from prmkit.policy.lora import warmup
 
     with pytest.raises(ConfigError, match="max_seq_len"):
         warmup(str(tiny_model_dir), cache_dir=tmp_path, **{**TINY, "max_seq_len": 16})
@@ -180,7 +180,7 @@ def test_load_policy_merges_the_adapter(tiny_model_dir, tmp_path, smol_tokenizer
     import torch
 
     from prmkit.policy.load import load_policy
-    from prmkit.policy.warmup import warmup
+    from prmkit.policy.lora import warmup
 
     adapter = warmup(str(tiny_model_dir), cache_dir=tmp_path, **TINY)
     base = load_policy(str(tiny_model_dir))

@@ -140,7 +140,8 @@ class JudgeLabeler:
         problem = self.problems.get(trace.problem_id)
         return judge_prompt(problem.prompt if problem else trace.prompt, trace.steps, self.template)
 
-    def _verdicts(self, traces: Sequence[Trace]) -> list[list[Rollout]]:
+    def verdicts(self, traces: Sequence[Trace]) -> list[list[Rollout]]:
+        """The ``votes`` stored verdicts of each trace, asking the judge for the missing ones."""
         prompts = [self._prompt(t) for t in traces]
         keys = [hashlib.sha256(p.encode("utf-8")).hexdigest()[:24] for p in prompts]
         todo: dict[str, tuple[int, int]] = {}  # key -> (trace index, stored count)
@@ -183,7 +184,7 @@ class JudgeLabeler:
         """Judge every trace; traces without a valid vote are left out (see :attr:`unlabeled`)."""
         self.unlabeled = []
         out = []
-        for trace, verdicts in zip(traces, self._verdicts(traces), strict=True):
+        for trace, verdicts in zip(traces, self.verdicts(traces), strict=True):
             cost = Cost()
             cost.add(verdicts)
             votes = [int(v.answer) for v in verdicts if v.answer is not None]

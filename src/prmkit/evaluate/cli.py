@@ -55,6 +55,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="ScoredTrace records; prediction = first step scoring below the threshold",
     )
+    src.add_argument(
+        "--judge",
+        metavar="MODEL",
+        help="an LLM critic ('smollm2', a local model dir, or a served model's name with "
+        "--judge-base-url) predicts each first error with the ProcessBench critic protocol",
+    )
+    judge = pb.add_argument_group("judge (with --judge)")
+    judge.add_argument("--judge-adapter", default=None, help="a LoRA adapter dir for the judge")
+    judge.add_argument(
+        "--judge-base-url",
+        default=None,
+        metavar="URL",
+        help="an OpenAI-compatible server (vLLM, SGLang) serving MODEL, e.g. "
+        "http://localhost:8000/v1; default: load MODEL in-process",
+    )
+    judge.add_argument(
+        "--judge-votes",
+        type=int,
+        default=1,
+        help="1 = greedy (ProcessBench default); N > 1 = N samples at temperature 1, "
+        "top-p 0.9, majority vote (ProcessBench --use_voting)",
+    )
+    judge.add_argument("--judge-max-new-tokens", type=int, default=2048, help="critique cap")
+    judge.add_argument(
+        "--judge-template",
+        default="judge_processbench",
+        help="prompt template name under prmkit/prompts (slots {problem}, {paragraphs})",
+    )
+    judge.add_argument(
+        "--judge-store",
+        default=None,
+        metavar="FILE",
+        help="SQLite file keeping every critique, so a rerun resumes "
+        "(default: OUTPUT.judge.sqlite beside --output, else a temporary file)",
+    )
+    judge.add_argument(
+        "--judge-batch", type=int, default=8, help="samples judged per generator call"
+    )
+    judge.add_argument(
+        "--predictions-out",
+        default=None,
+        metavar="FILE",
+        help='write the judge\'s predictions as JSONL {"id", "prediction"} for --predictions '
+        "(null = no usable answer, counted as wrong)",
+    )
     pb.add_argument("--threshold", type=float, default=None, help="a given threshold for --scores")
     pb.add_argument(
         "--threshold-from",
@@ -211,21 +256,92 @@ def format_bon(result: dict[str, Any]) -> str:
     )
 
 
+def _judge(args: argparse.Namespace) -> tuple[dict[str, int | None], dict[str, Any]]:
+    """Predictions from an LLM critic over every ``--data`` sample (resumable store)."""
+    import tempfile
+
+    from prmkit.annotate.store import RolloutStore
+    from prmkit.errors import ConfigError
+    from prmkit.evaluate.judge_eval import judge_predictions, load_subset_traces
+    from prmkit.io import write_jsonl
+
+    if args.threshold is not None or args.threshold_from is not None or args.oracle_threshold:
+        raise ConfigError(
+            "a threshold applies only to --scores",
+            got="--judge with a threshold option",
+            expected="--judge alone",
+            fix="drop the threshold option",
+        )
+    if args.judge_votes < 1:
+        raise ConfigError(
+            "--judge-votes must be positive",
+            got=args.judge_votes,
+            expected="1 (greedy) or more (voting)",
+            fix="e.g. --judge-votes 8",
+        )
+    traces = [t for path in args.data for t in load_subset_traces(path)]
+    if args.judge_base_url:
+        from prmkit.generate.openai_backend import OpenAIGenerator
+
+        generator: Any = OpenAIGenerator(args.judge_base_url, args.judge)
+    else:
+        from prmkit.generate.transformers_backend import TransformersGenerator
+
+        generator = TransformersGenerator.from_pretrained(
+            args.judge, adapter=args.judge_adapter, batch_size=max(8, args.judge_batch)
+        )
+    store_path = args.judge_store or (f"{args.output}.judge.sqlite" if args.output else None)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = RolloutStore(store_path or f"{tmp}/judge.sqlite")
+        try:
+            predictions, summary = judge_predictions(
+                traces,
+                generator,
+                store,
+                votes=args.judge_votes,
+                max_new_tokens=args.judge_max_new_tokens,
+                judge=f"{args.judge}+{args.judge_adapter}" if args.judge_adapter else args.judge,
+                template=args.judge_template,
+                max_prompts_per_call=args.judge_batch,
+            )
+        finally:
+            store.close()
+    summary["store"] = store_path
+    if args.predictions_out:
+        write_jsonl(
+            args.predictions_out,
+            ({"id": k, "prediction": v} for k, v in predictions.items()),
+        )
+    return predictions, summary
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one ``prmkit eval`` subcommand; print its table and write ``--output``."""
     command = args.eval_command
     if command == "processbench":
         from prmkit.evaluate.processbench import run_processbench
 
+        predictions, judged = args.predictions, None
+        if args.judge:
+            predictions, judged = _judge(args)
         result = run_processbench(
             args.data,
-            predictions=args.predictions,
+            predictions=predictions,
             scores=args.scores,
             threshold=args.threshold,
             threshold_from=args.threshold_from,
             oracle_threshold=args.oracle_threshold,
             allow_missing=args.allow_missing,
         )
+        if judged is not None:
+            result["judge"] = judged
+            result["notes"].append(
+                f"judge {judged['judge']}: {judged['votes']} vote(s) per sample; "
+                f"{judged['n_no_answer']} without a usable \\boxed{{}} answer and "
+                f"{judged['n_out_of_range']} past the last step, counted as wrong; "
+                f"{judged['prompt_tokens']} prompt + {judged['completion_tokens']} "
+                "completion tokens"
+            )
         text = format_processbench(result)
     elif command == "prmbench":
         from prmkit.evaluate.prmbench import run_prmbench

@@ -249,12 +249,16 @@ def load_subset(path: str | os.PathLike[str]) -> list[Sample]:
     return samples
 
 
-def load_predictions(path: str | os.PathLike[str]) -> dict[str, int]:
-    """Read JSONL ``{"id": str, "prediction": int}`` (-1 = no error); ids must be unique."""
-    out: dict[str, int] = {}
+def load_predictions(path: str | os.PathLike[str]) -> dict[str, int | None]:
+    """Read JSONL ``{"id": str, "prediction": int | null}``; ids must be unique.
+
+    -1 = no error; ``null`` = the predictor gave no usable answer (counted as wrong, as
+    ProcessBench counts an unparsable critique).
+    """
+    out: dict[str, int | None] = {}
     for lineno, obj in iter_jsonl(path):
         where = f"{path}:{lineno}"
-        sid, pred = obj.get("id"), obj.get("prediction")
+        sid, pred = obj.get("id"), obj.get("prediction", ...)
         if not isinstance(sid, str) or not sid:
             raise DataFormatError(
                 "bad or missing id",
@@ -263,11 +267,11 @@ def load_predictions(path: str | os.PathLike[str]) -> dict[str, int]:
                 fix='write {"id": ..., "prediction": ...} per line',
                 where=where,
             )
-        if isinstance(pred, bool) or not isinstance(pred, int) or pred < -1:
+        if pred is not None and (isinstance(pred, bool) or not isinstance(pred, int) or pred < -1):
             raise DataFormatError(
                 "bad or missing prediction",
                 got=pred,
-                expected="an integer >= -1 (-1 = no error)",
+                expected="an integer >= -1 (-1 = no error), or null (no usable answer)",
                 fix="write the 0-based index of the first wrong step",
                 where=f"{where} field 'prediction'",
             )
@@ -377,7 +381,7 @@ def choose_threshold(items: Sequence[tuple[int, Sequence[float]]]) -> tuple[floa
 
 def evaluate_predictions(
     subsets: Mapping[str, Sequence[Sample]],
-    predictions: Mapping[str, int],
+    predictions: Mapping[str, int | None],
     *,
     allow_missing: bool = False,
 ) -> dict[str, Any]:
@@ -385,8 +389,10 @@ def evaluate_predictions(
 
     Args:
         subsets: Subset name -> its samples.
-        predictions: Sample id -> predicted first-error index (-1 = none). Ids not in any subset
-            are ignored and counted (``n_unused_predictions``).
+        predictions: Sample id -> predicted first-error index (-1 = none), or ``None`` for a
+            sample that was asked but gave no usable answer (a judge's unparsable reply), which
+            counts as wrong. Ids not in any subset are ignored and counted
+            (``n_unused_predictions``).
         allow_missing: Count a sample without a prediction as wrong instead of raising.
 
     Returns:
@@ -403,7 +409,7 @@ def evaluate_predictions(
         preds: list[int | None] = []
         for sample in samples:
             pred = predictions.get(sample.id)
-            if pred is None and not allow_missing:
+            if sample.id not in predictions and not allow_missing:
                 raise PrmkitError(
                     "no prediction for a sample",
                     got=sample.id,
@@ -412,16 +418,15 @@ def evaluate_predictions(
                     "missing ones as wrong",
                     where=f"subset {name!r}",
                 )
-            if pred is not None:
-                used += 1
-                if not -1 <= pred < sample.n_steps:
-                    raise PrmkitError(
-                        "prediction past the last step",
-                        got=pred,
-                        expected=f"-1 or an index in [0, {sample.n_steps - 1}]",
-                        fix="predict 0-based step indices",
-                        where=f"subset {name!r} id {sample.id!r}",
-                    )
+            used += sample.id in predictions
+            if pred is not None and not -1 <= pred < sample.n_steps:
+                raise PrmkitError(
+                    "prediction past the last step",
+                    got=pred,
+                    expected=f"-1 or an index in [0, {sample.n_steps - 1}]",
+                    fix="predict 0-based step indices",
+                    where=f"subset {name!r} id {sample.id!r}",
+                )
             preds.append(pred)
         result = subset_metrics([s.label for s in samples], preds)
         results[name] = result.to_dict()
@@ -460,7 +465,7 @@ def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 def run_processbench(
     data: Sequence[str | os.PathLike[str]],
     *,
-    predictions: str | os.PathLike[str] | None = None,
+    predictions: str | os.PathLike[str] | Mapping[str, int | None] | None = None,
     scores: str | os.PathLike[str] | None = None,
     threshold: float | None = None,
     threshold_from: str | os.PathLike[str] | None = None,
@@ -469,7 +474,8 @@ def run_processbench(
 ) -> dict[str, Any]:
     """The whole ``prmkit eval processbench`` computation.
 
-    Give either ``predictions`` (a JSONL of ``{id, prediction}``) or ``scores`` (ScoredTrace
+    Give either ``predictions`` (a JSONL of ``{id, prediction}``, or a mapping already made,
+    e.g. by :func:`~prmkit.evaluate.judge_eval.judge_predictions`) or ``scores`` (ScoredTrace
     records) with exactly one way to set the threshold: ``threshold`` (given), ``threshold_from``
     (ScoredTrace records with labels: the F1-maximizing threshold there; the split must share no
     file and no id with the evaluated data), or ``oracle_threshold`` (chosen on the evaluated data
@@ -527,7 +533,9 @@ def run_processbench(
                 "a threshold applies only to --scores",
                 fix="drop the threshold option, or pass --scores",
             )
-        preds = load_predictions(predictions)
+        preds = (
+            dict(predictions) if isinstance(predictions, Mapping) else load_predictions(predictions)
+        )
         t, source = None, "predictions"
     else:
         assert scores is not None

@@ -15,7 +15,7 @@ from typing import Any
 __all__ = ["PolicyEval", "evaluate_policy", "heldout_problems", "load_policy", "warmup"]
 
 _LAZY = {
-    "warmup": "prmkit.policy.warmup",
+    "warmup": "prmkit.policy.lora",
     "load_policy": "prmkit.policy.load",
     "evaluate_policy": "prmkit.policy.evaluate",
     "heldout_problems": "prmkit.policy.evaluate",

@@ -18,7 +18,7 @@ from pathlib import Path
 from prmkit.cli import add_config_arguments, stage_config
 from prmkit.config import option
 from prmkit.errors import ConfigError
-from prmkit.policy.warmup import DEFAULT_TARGETS
+from prmkit.policy.lora import DEFAULT_TARGETS
 
 __all__ = ["WarmupConfig", "add_arguments", "run", "warmup_from_config"]
 
@@ -91,7 +91,7 @@ def warmup_from_config(cfg: WarmupConfig, *, progress: bool = True) -> Path:
         >>> from prmkit.config import load_config
         >>> adapter = warmup_from_config(load_config(WarmupConfig, "recipes/warmup.yaml"))  # doctest: +SKIP
     """
-    from prmkit.policy.warmup import warmup
+    from prmkit.policy.lora import warmup
 
     values = asdict(cfg)
     train_kwargs = {f.name: values[f.name] for f in fields(cfg) if f.name not in _EVAL_KEYS}
