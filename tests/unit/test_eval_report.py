@@ -420,3 +420,35 @@ def test_report_reads_what_the_search_comparison_writes(tmp_path, smol_tokenizer
     assert f"<td>greedy k=2</td><td>2</td><td>{result['search']['accuracy']:.1f}</td>" in sec
     assert tokens in sec and budget["search_tokens"] > 0
     assert len(_points(sec)) == 1
+
+
+def test_best_of_n_token_counts_put_its_curves_on_the_token_plots(run_dir):
+    from prmkit.records import read_records
+
+    traces = read_records(run_dir / "bon_scored.jsonl", ScoredTrace)
+    for i, t in enumerate(traces):
+        t.meta["completion_tokens"] = [10, 20, 30][i % 3]  # 20 tokens per solution on average
+    write_records(run_dir / "bon_scored.jsonl", traces)
+    out = run_dir / "bon.json"
+    scores = str(run_dir / "bon_scored.jsonl")
+    assert main(["eval", "bon", "--scores", scores, "--bootstrap", "20", "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["ns"] == [1, 2, 3]
+    assert result["policy_tokens"] == {"per_sample": 20.0, "by_n": [20.0, 40.0, 60.0]}
+    _write(run_dir / "beam8.json", search_result("beam", 8, 40.0, 100, 35.0, 30.0))
+    page = render_html(build_report(run_dir))
+    bon = _section(page, "Best-of-N")
+    assert bon.count("<svg") == 2 and 'aria-label="accuracy vs policy tokens"' in bon
+    assert "prm@N min, N = 3:" in bon
+    sec = _section(page, "Search vs best-of-N")
+    pts = _points(sec)
+    n1 = next(v for t, v in pts.items() if t.startswith("maj@N (bon.json), N = 1:"))
+    n3 = next(v for t, v in pts.items() if t.startswith("maj@N (bon.json), N = 3:"))
+    assert n3[0] > n1[0]  # three solutions cost more tokens: further right
+    assert "not on this plot" not in sec
+
+
+def test_best_of_n_without_token_counts_says_so(run_dir):
+    result = json.loads((run_dir / "bon.json").read_text())
+    assert result["policy_tokens"] is None
+    assert any("no policy token counts" in n for n in result["notes"])

@@ -264,3 +264,10 @@ def test_cli_trains_caches_and_evaluates(tiny_model_dir, tmp_path, capsys):
     # the eval keys are not part of the cache key: the config API finds the same adapter
     cfg = load_config(WarmupConfig, None, [a for a in args if not a.startswith(("eval", "out"))])
     assert warmup_from_config(cfg, progress=False) == adapter
+
+
+def test_package_warmup_is_the_function_even_after_the_module_is_imported():
+    import prmkit.policy.lora  # noqa: F401  (the module that defines it)
+    from prmkit.policy import warmup
+
+    assert callable(warmup) and warmup.__module__ == "prmkit.policy.lora"

@@ -62,6 +62,8 @@ class ProblemSamples:
         answer_ids: (n,) int, the index of each solution's answer in ``answer_correct``; -1 = none.
         answer_correct: (k,) bool, whether each distinct answer is correct.
         scores: aggregation -> (n,) aggregated PRM score.
+        tokens: (n,) policy completion tokens of each solution (``meta["completion_tokens"]``),
+            or ``None`` when any solution lacks the count.
     """
 
     id: str
@@ -69,6 +71,7 @@ class ProblemSamples:
     answer_ids: np.ndarray
     answer_correct: np.ndarray
     scores: dict[str, np.ndarray]
+    tokens: np.ndarray | None = None
 
 
 def group_problems(
@@ -145,6 +148,8 @@ def group_problems(
         scores = {
             how: np.array([aggregate(t.step_scores, how) for t in group]) for how in AGGREGATIONS
         }
+        counts = [t.meta.get("completion_tokens") for t in group]
+        known = all(isinstance(c, int) and not isinstance(c, bool) for c in counts)
         problems.append(
             ProblemSamples(
                 pid,
@@ -152,6 +157,7 @@ def group_problems(
                 np.array(ids, dtype=int),
                 np.array(answer_correct, dtype=bool),
                 scores,
+                np.array(counts, dtype=float) if known else None,
             )
         )
     return problems
@@ -251,8 +257,12 @@ def best_of_n(
 
     Returns:
         ``{"n_problems", "n_per_problem": {"min", "max"}, "ns", "pass@1": {"mean", "ci"},
-        "curves": {method: [{"n", "mean", "ci": [lo, hi], "exact"}]}, "settings": {...},
-        "notes"}`` with accuracies in percent.
+        "curves": {method: [{"n", "mean", "ci": [lo, hi], "exact"}]}, "policy_tokens",
+        "settings": {...}, "notes"}`` with accuracies in percent. ``policy_tokens`` is
+        ``{"per_sample", "by_n"}``: the mean completion tokens of one solution and the expected
+        completion tokens per problem at each N (N times the mean over problems of a problem's
+        mean solution length: exact for subsets drawn without replacement), or ``None`` when
+        some solution has no ``meta["completion_tokens"]``.
     """
     if not problems:
         raise PrmkitError(
@@ -301,6 +311,18 @@ def best_of_n(
     acc1 = np.array([p.correct.mean() for p in problems])
     mean1, ci1 = summarize(acc1)
     notes = []
+    policy_tokens = None
+    if all(p.tokens is not None for p in problems):
+        per_problem = np.array([p.tokens.mean() for p in problems if p.tokens is not None])
+        policy_tokens = {
+            "per_sample": float(per_problem.mean()),
+            "by_n": [float(k * per_problem.mean()) for k in ns],
+        }
+    else:
+        notes.append(
+            "no policy token counts: some solutions lack meta['completion_tokens'] "
+            "(prmkit generate writes it)"
+        )
     if min(counts) != max(counts):
         notes.append(
             f"problems have {min(counts)} to {max(counts)} solutions; N_max = "
@@ -312,6 +334,7 @@ def best_of_n(
         "ns": ns,
         "pass@1": {"mean": mean1, "ci": ci1},
         "curves": curves,
+        "policy_tokens": policy_tokens,
         "settings": {
             "n_subsets": n_subsets,
             "n_bootstrap": n_bootstrap,

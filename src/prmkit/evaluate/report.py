@@ -340,14 +340,40 @@ def _bon(src: str, r: dict[str, Any]) -> _Section:
         f"{r['n_problems']} problems; 95% bootstrap intervals in the plot",
         *r.get("notes", []),
     ]
-    return _Section(
-        "Best-of-N accuracy (%)",
-        src,
-        ["N", *methods],
-        rows,
-        notes,
-        [("Accuracy vs N", bon_svg(r))],
-    )
+    figures = [("Accuracy vs N", bon_svg(r))]
+    if r.get("policy_tokens"):
+        shown = [m for m in methods if m == "majority" or m.startswith("prm_")]
+        points = _bon_token_points(src, r, shown, label=False)
+        baselines = [(f"pass@1 ({src})", float(p1["mean"]))]
+        figures.append(("Accuracy vs policy tokens", tokens_svg(points, baselines)))
+        notes.append(
+            f"{r['policy_tokens']['per_sample']:.0f} policy completion tokens per solution on "
+            "average; N solutions cost N times that"
+        )
+    return _Section("Best-of-N accuracy (%)", src, ["N", *methods], rows, notes, figures)
+
+
+def _bon_token_points(
+    src: str, r: dict[str, Any], methods: list[str], *, label: bool
+) -> list[dict[str, Any]]:
+    """The accuracy-vs-N curves of ``methods`` placed at their policy tokens per problem."""
+    names = {"majority": "maj@N"}
+    points = []
+    for m in methods:
+        name = names.get(m, f"prm@N {m.removeprefix('prm_')}")
+        series = f"{name} ({src})" if label else name
+        for i, n in enumerate(r["ns"]):
+            tokens = r["policy_tokens"]["by_n"][i]
+            accuracy = r["curves"][m][i]["mean"]
+            points.append(
+                {
+                    "series": series,
+                    "tokens": tokens,
+                    "accuracy": accuracy,
+                    "title": f"{series}, N = {n}: {accuracy:.1f}% at {tokens:.0f} tokens/problem",
+                }
+            )
+    return points
 
 
 def _run_label(r: dict[str, Any]) -> str:
@@ -420,11 +446,23 @@ def _search(items: list[tuple[str, dict[str, Any]]], report: dict[str, Any]) -> 
         "picked by the same PRM (square) or by majority (triangle); pass@1 lines have no token "
         "cost on this axis"
     )
-    if report["results"]["bon"]:
+    aggregation = next((r.get("aggregation") for _, r in items if r.get("aggregation")), "min")
+    untimed = []
+    for src, r in report["results"]["bon"]:
+        if not r.get("policy_tokens"):
+            untimed.append(src)
+            continue
+        shown = ["majority", *(m for m in (f"prm_{aggregation}",) if m in r["curves"])]
+        points += _bon_token_points(src, r, shown, label=True)
+        notes.append(
+            f"{src}: the best-of-N curves (maj@N, prm@N {aggregation}) for N = "
+            f"{', '.join(map(str, r['ns']))}, at N times the mean solution length"
+        )
+    if untimed:
         notes.append(
             "the accuracy-vs-N curves of "
-            + ", ".join(src for src, _ in report["results"]["bon"])
-            + " are not on this plot: best-of-N eval results carry no token counts"
+            + ", ".join(untimed)
+            + " are not on this plot: those results carry no token counts"
         )
     header = [
         "run",
