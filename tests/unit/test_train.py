@@ -73,6 +73,28 @@ def test_labels_only_at_tag_positions(tok):
     assert last.label_positions() == [enc.step_positions[-1]] and last.targets == [0.0]
 
 
+def test_until_first_error_drops_and_counts_later_labels(tok):
+    spec = PRMSpec.from_format("trl", head="tokcls")
+    traces = [lt(0, [1.0, 0.0, 1.0, 0.0]), lt(1, [1.0, 1.0])]
+    examples, stats = build_examples(spec, tok, traces, until_first_error=True)
+    assert [e.label_steps for e in examples] == [[0, 1], [0, 1]]
+    assert examples[0].targets == [1.0, 0.0]
+    assert stats.steps_after_first_error == 2 and stats.steps_labeled == 4
+    everything, _ = build_examples(spec, tok, traces)
+    assert everything[0].label_steps == [0, 1, 2, 3]
+
+
+def test_error_weight_scales_the_wrong_steps_loss():
+    from prmkit.train.loop import weighted_bce
+
+    logits = torch.tensor([0.3, -0.2, 1.0])
+    targets = torch.tensor([1.0, 0.0, 0.2])  # the soft 0.2 counts as a wrong step
+    plain = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    assert weighted_bce(logits, targets) == pytest.approx(float(plain.mean()))
+    weighted = weighted_bce(logits, targets, 3.0)
+    assert weighted == pytest.approx(float((plain * torch.tensor([1.0, 3.0, 3.0])).mean()))
+
+
 def test_truncation_is_an_error_or_a_counted_drop(tok):
     spec = PRMSpec.from_format("trl", head="tokcls")
     traces = [lt(0, [1.0, 1.0, 0.0]), lt(1, [1.0], prompt="short")]
@@ -246,11 +268,15 @@ def test_train_and_score_cli(tiny_model_dir, tmp_path):
             "epochs=3",
             "probe_hidden=8",
             "eval_fraction=0.34",
+            "until_first_error=true",
+            "error_weight=2",
         ]
     )
     assert rc == 0
     report = json.loads((ckpt / "train_report.json").read_text())
     assert report["train_traces"] == 4 and report["eval_traces"] == 2
+    assert report["config"]["error_weight"] == 2.0 and report["config"]["until_first_error"]
+    assert report["data"]["steps_after_first_error"] == 0
     out = tmp_path / "scored.jsonl"
     assert main(["score", "--prm", str(ckpt), "--traces", str(data), "--out", str(out)]) == 0
     scored = read_records(out, ScoredTrace)
@@ -259,3 +285,4 @@ def test_train_and_score_cli(tiny_model_dir, tmp_path):
     assert agg["min"] == min(scored[0].step_scores) and agg["last"] == scored[0].step_scores[-1]
     assert scored[0].labels == [1.0, 0.0]
     assert main(["train", "--data", str(data), "--out", str(ckpt), "nonsense=1"]) == 1
+    assert main(["train", "--data", str(data), "--out", str(ckpt), "error_weight=0"]) == 1

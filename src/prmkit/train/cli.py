@@ -41,6 +41,12 @@ class TrainConfig:
         "labelled step tags (drop = drop and count them)",
     )
     last_step_only: bool = option(False, "train only on each trace's last step")
+    until_first_error: bool = option(
+        False, "train only the steps up to and including each trace's first error"
+    )
+    error_weight: float = option(
+        1.0, "loss weight of wrong steps vs right ones (class imbalance; 1 = plain BCE)"
+    )
     aggregation: str = option("min", "default aggregation stored in the spec")
     beta: float = option(0.05, "implicit head: log-ratio scale")
     probe_layer: int = option(-1, "probe head: hidden layer fed to the MLP (-1 = last)")
@@ -85,6 +91,13 @@ def train(cfg: TrainConfig, log=print) -> dict:
             raise ConfigError(
                 f"missing '{name}'", got="", expected="a path", fix=f"pass --{name} PATH"
             )
+    if not cfg.error_weight > 0:
+        raise ConfigError(
+            "error_weight must be positive",
+            got=cfg.error_weight,
+            expected="a number > 0 (1 = plain BCE)",
+            fix="e.g. error_weight=3 when right steps outnumber wrong ones 3 to 1",
+        )
     overrides = {
         "max_length": cfg.max_length,
         "aggregation": cfg.aggregation,
@@ -105,7 +118,11 @@ def train(cfg: TrainConfig, log=print) -> dict:
         device=cfg.device,
         seed=cfg.seed,
     )
-    kw = {"last_step_only": cfg.last_step_only, "on_truncation": cfg.on_truncation}
+    kw = {
+        "last_step_only": cfg.last_step_only,
+        "until_first_error": cfg.until_first_error,
+        "on_truncation": cfg.on_truncation,
+    }
     examples, stats = build_examples(
         prm.spec, prm.tokenizer, read_records(cfg.data, LabeledTrace), **kw
     )
@@ -132,6 +149,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         eval_every=cfg.eval_every,
         patience=cfg.patience,
         weight_decay=cfg.weight_decay,
+        error_weight=cfg.error_weight,
         seed=cfg.seed,
         log=log,
     )

@@ -68,6 +68,7 @@ class CollateStats:
     traces_dropped: int = 0
     steps_labeled: int = 0
     steps_unlabeled: int = 0
+    steps_after_first_error: int = 0
     steps_dropped_truncation: int = 0
     dropped_ids: list[str] = field(default_factory=list)
 
@@ -78,6 +79,7 @@ def build_examples(
     traces: Sequence[LabeledTrace],
     *,
     last_step_only: bool = False,
+    until_first_error: bool = False,
     on_truncation: str = "error",
 ) -> tuple[list[Example], CollateStats]:
     """Encode labelled traces and place labels on the step-tag positions.
@@ -87,6 +89,9 @@ def build_examples(
         tokenizer: Its tokenizer.
         traces: Labelled traces; ``None`` labels are not trained (counted as unlabeled).
         last_step_only: Train only on each trace's last step (as TRL's option does).
+        until_first_error: Train only the steps up to and including the first error (the
+            labels after it are not trained; counted as ``steps_after_first_error``), as the
+            Qwen PRM recipe and ProcessBench's notion of an error do.
         on_truncation: ``"error"``: raise when ``max_length`` cuts off a labelled step's tag;
             ``"drop"``: drop those labels (and traces left with none), counting them.
 
@@ -105,7 +110,13 @@ def build_examples(
     out: list[Example] = []
     for trace in traces:
         enc = encode(spec, tokenizer, trace.prompt, trace.steps, where=f"trace {trace.id!r}")
-        wanted = [len(trace.steps) - 1] if last_step_only else range(len(trace.steps))
+        wanted = [len(trace.steps) - 1] if last_step_only else list(range(len(trace.steps)))
+        if until_first_error and trace.first_error >= 0:
+            kept = [i for i in wanted if i <= trace.first_error]
+            stats.steps_after_first_error += sum(
+                trace.labels[i] is not None for i in wanted if i > trace.first_error
+            )
+            wanted = kept
         steps, targets, lost = [], [], 0
         for i in wanted:
             label = trace.labels[i]

@@ -101,7 +101,17 @@ class FitResult:
     seconds: float = 0.0
 
 
-def _batch_loss(prm: PRM, group: Sequence[Example]) -> torch.Tensor:
+def weighted_bce(
+    logits: torch.Tensor, targets: torch.Tensor, error_weight: float = 1.0
+) -> torch.Tensor:
+    """BCE with logits; targets below 0.5 (wrong steps) weigh ``error_weight`` times more."""
+    if error_weight == 1.0:
+        return F.binary_cross_entropy_with_logits(logits, targets)
+    weight = torch.where(targets < 0.5, error_weight, 1.0).to(logits.dtype)
+    return F.binary_cross_entropy_with_logits(logits, targets, weight=weight)
+
+
+def _batch_loss(prm: PRM, group: Sequence[Example], error_weight: float = 1.0) -> torch.Tensor:
     encs = [e.enc for e in group]
     ids, mask = pad_batch(encs, prm.pad_id(), prm.device)
     values = step_outputs(prm, ids, mask, encs)
@@ -111,7 +121,9 @@ def _batch_loss(prm: PRM, group: Sequence[Example]) -> torch.Tensor:
     else:
         logits = torch.cat([v[e.label_steps] for v, e in zip(values, group, strict=True)])
         targets = torch.tensor([t for e in group for t in e.targets], device=logits.device)
-    return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
+    if prm.spec.head == "implicit":
+        return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
+    return weighted_bce(logits.float(), targets.float(), error_weight)
 
 
 def probe_features(
@@ -150,6 +162,7 @@ def _fit_probe(
     patience: int,
     seed: int,
     weight_decay: float,
+    error_weight: float,
     log: Callable[[str], None],
 ) -> FitResult:
     result = FitResult()
@@ -179,7 +192,7 @@ def _fit_probe(
         total = 0.0
         for i in range(0, len(x), max(1, batch_size * 32)):
             idx = order[i : i + batch_size * 32].to(device)
-            loss = F.binary_cross_entropy_with_logits(probe(x[idx]), y[idx])
+            loss = weighted_bce(probe(x[idx]), y[idx], error_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -190,7 +203,7 @@ def _fit_probe(
         if xe is not None:
             probe.eval()
             with torch.no_grad():
-                ev = float(F.binary_cross_entropy_with_logits(probe(xe.to(device)), ye.to(device)))
+                ev = float(weighted_bce(probe(xe.to(device)), ye.to(device), error_weight))
             entry["eval_loss"] = ev
             if ev < best - 1e-6:
                 best, bad = ev, 0
@@ -209,12 +222,14 @@ def _fit_probe(
     return result
 
 
-def _eval_loss(prm: PRM, held: Sequence[Example], batch_size: int) -> float:
+def _eval_loss(
+    prm: PRM, held: Sequence[Example], batch_size: int, error_weight: float = 1.0
+) -> float:
     total, count = 0.0, 0
     with torch.no_grad(), eval_mode(prm.model):
         for group in batches(held, batch_size, shuffle=False):
             n = len(group) if prm.spec.head == "implicit" else sum(len(e.targets) for e in group)
-            total += float(_batch_loss(prm, group)) * n
+            total += float(_batch_loss(prm, group, error_weight)) * n
             count += n
     return total / max(1, count)
 
@@ -231,6 +246,7 @@ def fit(
     eval_every: int = 0,
     patience: int = 2,
     weight_decay: float = 0.0,
+    error_weight: float = 1.0,
     lr_decay: bool = True,
     seed: int = 0,
     log: Callable[[str], None] = lambda _: None,
@@ -247,6 +263,8 @@ def fit(
         eval_every: Evaluate every N optimizer steps (0 = once per epoch).
         patience: Stop after this many evaluations without improvement (0 = never).
         weight_decay: AdamW weight decay.
+        error_weight: Loss weight of wrong steps (target < 0.5) relative to right ones, for
+            class imbalance (e.g. n_right / n_wrong); 1 = plain BCE. Not used by ``implicit``.
         lr_decay: Decay the learning rate linearly to 0 over the run (else constant).
         seed: Batch-order seed.
         log: Called with progress lines.
@@ -273,6 +291,7 @@ def fit(
             patience=patience,
             seed=seed,
             weight_decay=weight_decay,
+            error_weight=error_weight,
             log=log,
         )
     result = FitResult()
@@ -291,7 +310,7 @@ def fit(
         entry = {"step": result.optimizer_steps, "train_loss": sum(running) / max(1, len(running))}
         running.clear()
         if held:
-            ev = _eval_loss(prm, held, batch_size)
+            ev = _eval_loss(prm, held, batch_size, error_weight)
             entry["eval_loss"] = ev
             if ev < best - 1e-6:
                 best, bad = ev, 0
@@ -310,7 +329,7 @@ def fit(
     for epoch in range(epochs):
         prm.model.train()
         for group in batches(train, batch_size, shuffle=True, seed=seed + epoch):
-            loss = _batch_loss(prm, group)
+            loss = _batch_loss(prm, group, error_weight)
             opt.zero_grad()
             loss.backward()
             opt.step()
