@@ -90,6 +90,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PrmkitError as exc:
         print(f"prmkit {stage}: error: {exc}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # output piped into e.g. `head`, which closed early
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

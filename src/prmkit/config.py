@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ import yaml
 from prmkit.errors import ConfigError
 
 __all__ = ["config_help", "load_config", "option"]
+
+_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 C = TypeVar("C")
 
@@ -71,6 +74,8 @@ def _matches(value: Any, hint: Any) -> tuple[bool, Any]:
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return True, float(value)
+        if isinstance(value, str) and _FLOAT.fullmatch(value.strip()):
+            return True, float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
         return False, value
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool), value

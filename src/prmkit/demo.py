@@ -45,7 +45,16 @@ class DemoConfig:
     mc_k: int = option(4, "Monte Carlo rollouts per step prefix")
     binary_k: int = option(4, "binary-search rollouts per probed prefix")
     n_annotate: int = option(32, "PRM-training traces annotated by both MC and binary search")
-    prm_epochs: int = option(30, "probe-head training epochs")
+    prm_labels: str = option(
+        "exact",
+        "labels the demo PRM trains on: 'exact' (the exact checker's, on every PRM-training "
+        "trace), or 'mc' / 'binary' (step 4's, on the n_annotate annotated traces)",
+    )
+    prm_epochs: int = option(60, "probe-head training epochs")
+    probe_layer: int = option(
+        16, "hidden_states layer the probe reads (blocks past it are not run; -1 = last)"
+    )
+    probe_hidden: int = option(0, "probe MLP width (0 = linear)")
     search_problems: int = option(4, "problems for the PRM-guided beam search")
     search_n: int = option(4, "beam search: beams per round")
     search_m: int = option(2, "beam search: beam width")
@@ -179,7 +188,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     lap("generate", t0)
 
     summary["annotate"] = _annotate(cfg, generator, adapter, train_problems, train_traces, out, lap)
-    summary["prm"] = _prm(cfg, out, train_traces[: cfg.n_annotate], eval_traces, lap)
+    summary["prm"] = _prm(cfg, out, train_traces, eval_traces, lap)
     summary["search"] = _search(cfg, generator, eval_problems, out, lap)
     summary["formats"] = _formats(cfg, out, lap)
 
@@ -286,29 +295,49 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
     from prmkit.score.scorer import PRMScorer
     from prmkit.train.cli import TrainConfig, train
 
-    _say("5. train: a probe-head PRM on the Monte Carlo labels (frozen SmolLM2 features)")
+    if cfg.prm_labels not in ("exact", "mc", "binary"):
+        from prmkit.errors import ConfigError
+
+        raise ConfigError(
+            "unknown prm_labels",
+            got=cfg.prm_labels,
+            expected="exact, mc or binary",
+            fix="e.g. prm_labels=exact",
+        )
+    layer = "last layer" if cfg.probe_layer == -1 else f"layer {cfg.probe_layer}"
+    _say(
+        f"5. train: a probe-head PRM on the {cfg.prm_labels} labels "
+        f"(frozen SmolLM2, {layer} features)"
+    )
     t0 = time.perf_counter()
     prm_dir = out / "prm"
+    data = out / f"labeled_{cfg.prm_labels}.jsonl"
+    if cfg.prm_labels == "exact":
+        write_records(data, train_traces)
     report = train(
         TrainConfig(
-            data=str(out / "labeled_mc.jsonl"),
+            data=str(data),
             out=str(prm_dir),
             base=cfg.model,
             head="probe",
+            probe_layer=cfg.probe_layer,
+            probe_hidden=cfg.probe_hidden,
+            until_first_error=True,
             lr=1e-3,
             epochs=cfg.prm_epochs,
             batch_size=8,
             seed=cfg.seed,
-            patience=5,
+            eval_fraction=0.0,  # too few traces for a useful early-stopping split
+            patience=0,
         ),
         log=lambda *a: None,
     )
     print(
-        f"checkpoint {prm_dir} (safetensors + prm_spec.json + tokenizer); "
-        f"train report: {prm_dir / 'train_report.json'}"
+        f"trained on {report['data']['steps_labeled']} step labels of "
+        f"{report['train_traces']} traces; checkpoint {prm_dir} (safetensors + prm_spec.json + "
+        f"tokenizer); train report: {prm_dir / 'train_report.json'}"
     )
     lap("train", t0)
-    _ = report
 
     _say("6. score: every step of every held-out trace, one forward pass per trace")
     t0 = time.perf_counter()
@@ -429,19 +458,30 @@ def _formats(cfg: DemoConfig, out: Path, lap) -> dict[str, Any]:
     from prmkit.formats import convert
     from prmkit.tasks.data import data_file
 
-    _say("9. formats: the shared ProcessBench and PRMBench data as prmkit records")
+    from prmkit.errors import DataFormatError
+
+    _say("9. formats: the demo's labels to ProcessBench and TRL; shared data to prmkit records")
     t0 = time.perf_counter()
-    processbench = data_file("processbench/math.json", cfg.data_dir or None)
     result = {}
-    for fmt, src in (
-        ("processbench", processbench),
-        ("prmbench", processbench.parent.parent / "prmbench"),
-    ):
-        report = convert(fmt, "prmkit", src, out / f"{fmt}.jsonl")
-        result[fmt] = {"records": report.written, "steps": report.steps_written}
+    jobs = [
+        ("prmkit", "processbench", out / "traces_eval.jsonl", out / "traces_eval.processbench.json"),
+        ("prmkit", "trl", out / "traces_eval.jsonl", out / "traces_eval.trl.jsonl"),
+    ]
+    try:
+        processbench = data_file("processbench/math.json", cfg.data_dir or None)
+    except DataFormatError as exc:
+        print(f"shared data not converted: {exc.what} (set data_dir or PRMKIT_DATA_DIR)")
+    else:
+        jobs += [
+            ("processbench", "prmkit", processbench, out / "processbench.jsonl"),
+            ("prmbench", "prmkit", processbench.parent.parent / "prmbench", out / "prmbench.jsonl"),
+        ]
+    for src_fmt, dst_fmt, src, dst in jobs:
+        report = convert(src_fmt, dst_fmt, src, dst)
+        result[f"{src_fmt}->{dst_fmt}"] = {"records": report.written, "steps": report.steps_written}
         print(
-            f"{fmt:<13} {report.written:>6} records, {report.steps_written:>6} steps "
-            f"-> {out / f'{fmt}.jsonl'}"
+            f"{src_fmt:>12} -> {dst_fmt:<12} {report.written:>6} records, "
+            f"{report.steps_written:>6} steps -> {dst}"
         )
     lap("formats", t0)
     return result

@@ -29,6 +29,16 @@ def test_defaults_yaml_then_overrides(tmp_path):
     assert isinstance(cfg.temperature, float)
 
 
+def test_exponent_floats_without_a_dot_are_floats(tmp_path):
+    """YAML 1.1 reads ``1e-3`` as a string; a float key takes it as 0.001 anyway."""
+    assert load_config(Cfg, None, ["temperature=1e-3"]).temperature == pytest.approx(0.001)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("temperature: 2E+1\n")
+    assert load_config(Cfg, recipe).temperature == 20.0
+    with pytest.raises(ConfigError, match="wrong type for 'temperature'"):
+        load_config(Cfg, None, ["temperature=e-3"])
+
+
 def test_list_default_is_not_shared():
     a, b = Cfg(), Cfg()
     a.tags.append("z")

@@ -286,3 +286,36 @@ def test_train_and_score_cli(tiny_model_dir, tmp_path):
     assert scored[0].labels == [1.0, 0.0]
     assert main(["train", "--data", str(data), "--out", str(ckpt), "nonsense=1"]) == 1
     assert main(["train", "--data", str(data), "--out", str(ckpt), "error_weight=0"]) == 1
+
+
+def test_probe_keeps_only_the_blocks_its_layer_needs(tmp_path, smol_tokenizer):
+    """A middle-layer probe runs blocks 0..layer only, reads the same features as the full
+    model, and its checkpoint holds (and reloads) only those blocks; -1 keeps everything."""
+    from prmkit.prm.heads import hidden_features, truncate_for_probe
+    from prmkit.testing import build_tiny_lm
+
+    base = tmp_path / "tiny4"
+    build_tiny_lm(len(smol_tokenizer), layers=4).save_pretrained(base)
+    smol_tokenizer.save_pretrained(base)
+    full = build_prm(PRMSpec.from_format("trl", head="probe"), str(base))
+    assert full.model.config.num_hidden_layers == 4 and full.spec.probe_layer == -1
+    traces = [lt(0, [1.0, 0.0]), lt(1, [1.0, 1.0, 1.0])]
+    encs = [encode(full.spec, full.tokenizer, t.prompt, t.steps) for t in traces]
+    from prmkit.prm.heads import pad_batch
+
+    ids, mask = pad_batch(encs, full.pad_id())
+    with torch.no_grad():
+        want = hidden_features(full.model, ids, mask, encs, 2)
+    for layer in (2, -3):  # hidden_states[2] of a 4-block model, two ways
+        prm = build_prm(PRMSpec.from_format("trl", head="probe", probe_layer=layer), str(base))
+        assert prm.model.config.num_hidden_layers == 3 and prm.spec.probe_layer == 2
+        with torch.no_grad():
+            got = hidden_features(prm.model, ids, mask, encs, prm.spec.probe_layer)
+        assert all(torch.equal(a, b) for a, b in zip(want, got, strict=True))
+    save_prm(prm, tmp_path / "ckpt")
+    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["num_hidden_layers"] == 3
+    loaded = load_prm(tmp_path / "ckpt")
+    assert loaded.spec.probe_layer == 2 and loaded.model.config.num_hidden_layers == 3
+    assert PRMScorer(loaded).score(traces) == PRMScorer(prm).score(traces)
+    with pytest.raises(ConfigError, match="probe_layer out of range"):
+        truncate_for_probe(full.model, 9)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from prmkit.errors import ModelLoadError
-from prmkit.prm.heads import PRM, ProbeHead
+from prmkit.prm.heads import PRM, ProbeHead, truncate_for_probe
 from prmkit.prm.spec import PRMSpec, load_spec, save_spec
 
 __all__ = ["load_prm", "save_prm"]
@@ -163,6 +163,7 @@ def load_prm(
                 fix="re-save the checkpoint",
             )
         state = load_file(str(path / PROBE_FILE))
+        spec = spec.replace(probe_layer=truncate_for_probe(model, spec.probe_layer))
         probe = ProbeHead(model.config.hidden_size, spec.probe_hidden)
         probe.load_state_dict(state)
         probe.to(device).eval()

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from prmkit.errors import ModelLoadError
+from prmkit.errors import ConfigError, ModelLoadError
 from prmkit.prm.formats import Encoded, resolve_label_token_ids
 from prmkit.prm.spec import PRMSpec
 
@@ -112,6 +112,39 @@ def pad_batch(
 
 def _backbone(model: Any) -> Any:
     return model.base_model if hasattr(model, "base_model") else model
+
+
+def truncate_for_probe(model: Any, layer: int) -> int:
+    """Drop the decoder blocks a probe at ``hidden_states[layer]`` never reads.
+
+    ``hidden_states[i]`` for ``0 <= i < n_layers`` is the raw input of block ``i`` (the output of
+    block ``i - 1``; 0 = embeddings), so blocks ``0..i`` suffice: with them the model returns the
+    same ``hidden_states[i]`` at ``(i + 1) / n_layers`` of the cost. The last entry (``-1`` or
+    ``n_layers``, after the final norm) needs every block; nothing is dropped then. The config's
+    ``num_hidden_layers`` follows, so a saved checkpoint holds only the kept blocks.
+
+    Returns:
+        The layer index to use from now on: ``layer`` itself when nothing was dropped, else its
+        non-negative form (a negative index would point elsewhere in the shorter model).
+    """
+    backbone = _backbone(model)
+    inner = getattr(backbone, "model", backbone)
+    config = backbone.config
+    n = config.num_hidden_layers
+    index = layer if layer >= 0 else n + 1 + layer
+    if not 0 <= index <= n:
+        raise ConfigError(
+            "probe_layer out of range",
+            got=layer,
+            expected=f"an index into hidden_states: -{n + 1}..{n}",
+            fix="e.g. probe_layer=-1 (last) or a middle layer such as 16",
+        )
+    layers = getattr(inner, "layers", None)
+    if index >= n or layers is None:
+        return layer
+    inner.layers = layers[: index + 1]
+    config.num_hidden_layers = index + 1
+    return index
 
 
 def hidden_features(

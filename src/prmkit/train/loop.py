@@ -27,7 +27,15 @@ import torch
 import torch.nn.functional as F
 
 from prmkit.errors import ConfigError
-from prmkit.prm.heads import PRM, ProbeHead, eval_mode, hidden_features, pad_batch, step_outputs
+from prmkit.prm.heads import (
+    PRM,
+    ProbeHead,
+    eval_mode,
+    hidden_features,
+    pad_batch,
+    step_outputs,
+    truncate_for_probe,
+)
 from prmkit.prm.spec import PRMSpec
 from prmkit.train.collate import Example, batches
 
@@ -71,6 +79,7 @@ def build_prm(
     if spec.head == "probe":
         model.requires_grad_(False)
         model.eval()
+        spec = spec.replace(probe_layer=truncate_for_probe(model, spec.probe_layer))
         probe = ProbeHead(model.config.hidden_size, spec.probe_hidden).to(device)
     if spec.head == "implicit":
         ref = copy.deepcopy(model).requires_grad_(False).eval()
@@ -197,7 +206,7 @@ def _fit_probe(
             loss.backward()
             opt.step()
             result.optimizer_steps += 1
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         entry = {"epoch": epoch + 1, "train_loss": total / max(1, len(x))}
         result.epochs_run = epoch + 1
         if xe is not None:
