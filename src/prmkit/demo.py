@@ -455,16 +455,20 @@ def _search(cfg: DemoConfig, generator, problems, out: Path, lap) -> dict[str, A
 
 
 def _formats(cfg: DemoConfig, out: Path, lap) -> dict[str, Any]:
+    from prmkit.errors import DataFormatError
     from prmkit.formats import convert
     from prmkit.tasks.data import data_file
-
-    from prmkit.errors import DataFormatError
 
     _say("9. formats: the demo's labels to ProcessBench and TRL; shared data to prmkit records")
     t0 = time.perf_counter()
     result = {}
     jobs = [
-        ("prmkit", "processbench", out / "traces_eval.jsonl", out / "traces_eval.processbench.json"),
+        (
+            "prmkit",
+            "processbench",
+            out / "traces_eval.jsonl",
+            out / "traces_eval.processbench.json",
+        ),
         ("prmkit", "trl", out / "traces_eval.jsonl", out / "traces_eval.trl.jsonl"),
     ]
     try:
