@@ -105,7 +105,9 @@ def _sample(
             strategy="double_newline",
             meta={"policy": "demo"},
         )
-        labeled += [label_trace(problem, t) for t in traces]
+        for t in traces:
+            t.meta["final_answer_correct"] = t.answer is not None and t.answer == problem.answer
+            labeled.append(label_trace(problem, t))
     return labeled
 
 
