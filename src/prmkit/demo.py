@@ -55,6 +55,11 @@ class DemoConfig:
         16, "hidden_states layer the probe reads (blocks past it are not run; -1 = last)"
     )
     probe_hidden: int = option(0, "probe MLP width (0 = linear)")
+    calibration_problems: int = option(
+        0,
+        "PRM-training problems held out of training to choose the PRM's threshold "
+        "(0 = choose it on the training traces themselves, for runs too small to split)",
+    )
     search_problems: int = option(4, "problems for the PRM-guided beam search")
     search_n: int = option(4, "beam search: beams per round")
     search_m: int = option(2, "beam search: beam width")
@@ -293,7 +298,7 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
     )
     from prmkit.evaluate.step_metrics import step_metrics
     from prmkit.io import write_json
-    from prmkit.records import ScoredTrace, write_records
+    from prmkit.records import LabeledTrace, ScoredTrace, read_records, write_records
     from prmkit.score.scorer import PRMScorer
     from prmkit.train.cli import TrainConfig, train
 
@@ -313,9 +318,17 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
     )
     t0 = time.perf_counter()
     prm_dir = out / "prm"
-    data = out / f"labeled_{cfg.prm_labels}.jsonl"
-    if cfg.prm_labels == "exact":
-        write_records(data, train_traces)
+    problem_ids = list(dict.fromkeys(t.problem_id for t in train_traces))
+    n_held = min(max(cfg.calibration_problems, 0), max(len(problem_ids) - 1, 0))
+    held = set(problem_ids[len(problem_ids) - n_held :]) if n_held else set()
+    calibration = [t for t in train_traces if t.problem_id in held] if held else train_traces
+    labeled = (
+        train_traces
+        if cfg.prm_labels == "exact"
+        else read_records(out / f"labeled_{cfg.prm_labels}.jsonl", LabeledTrace)
+    )
+    data = out / "prm_train.jsonl"
+    write_records(data, [t for t in labeled if t.problem_id not in held])
     report = train(
         TrainConfig(
             data=str(data),
@@ -334,10 +347,15 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
         ),
         log=lambda *a: None,
     )
+    kept = (
+        f"{len(calibration)} traces of {len(held)} other problems kept for the threshold"
+        if held
+        else "threshold chosen on these same traces"
+    )
     print(
         f"trained on {report['data']['steps_labeled']} step labels of "
-        f"{report['train_traces']} traces; checkpoint {prm_dir} (safetensors + prm_spec.json + "
-        f"tokenizer); train report: {prm_dir / 'train_report.json'}"
+        f"{report['train_traces']} traces ({kept}); checkpoint {prm_dir} (safetensors + "
+        f"prm_spec.json + tokenizer); train report: {prm_dir / 'train_report.json'}"
     )
     lap("train", t0)
 
@@ -345,11 +363,11 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
     t0 = time.perf_counter()
     scorer = PRMScorer.from_checkpoint(str(prm_dir))
     scored_eval = scorer.score_records(eval_traces, prm_name=str(prm_dir))
-    scored_train = scorer.score_records(train_traces, prm_name=str(prm_dir))
+    scored_train = scorer.score_records(calibration, prm_name=str(prm_dir))
     for t in scored_eval:  # best-of-N judges the final answer, as the field does
         t.meta["correct"] = t.answer is not None and t.answer == t.meta["reference_answer"]
     write_records(out / "scored_eval.jsonl", scored_eval)
-    write_records(out / "scored_train.jsonl", scored_train)
+    write_records(out / "scored_calibration.jsonl", scored_train)
     steps = sum(len(t.steps) for t in scored_eval)
     print(f"scored {len(scored_eval)} traces, {steps} steps")
     lap("score", t0)
@@ -368,10 +386,14 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
         threshold, train_f1 = choose_threshold(
             [(t.first_error, t.step_scores) for t in scored_train if isinstance(t, ScoredTrace)]
         )
-        source = "demo PRM-training traces (exact labels)"
+        source = (
+            "calibration traces held out of PRM training (exact labels)"
+            if held
+            else "the PRM-training traces themselves (exact labels; no held-out split)"
+        )
     except ThresholdSelectionError as exc:  # e.g. an untuned policy that never solves one
         threshold, train_f1 = 0.5, float("nan")
-        source = "fixed 0.5: the training split cannot choose one"
+        source = "fixed 0.5: the calibration split cannot choose one"
         print(f"note: {exc}; using the fixed threshold 0.5")
     samples = [Sample(id=t.id, label=t.first_error, n_steps=len(t.steps)) for t in scored_eval]
     preds = predictions_from_scores({t.id: t for t in scored_eval}, samples, threshold)
@@ -380,7 +402,8 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
     write_json(out / "processbench_arithmetic.json", {"benchmark": "processbench", **pb})
     sub = pb["subsets"]["arithmetic"]
     print(
-        f"threshold {threshold:.3f} (chosen on the PRM-training traces, F1 there "
+        f"threshold {threshold:.3f} (chosen on the {'calibration' if held else 'training'} "
+        f"traces, F1 there "
         f"{train_f1:.1f}); held-out: acc_error {_pct(sub['acc_error'])}  "
         f"acc_correct {_pct(sub['acc_correct'])}  F1 {_pct(sub['f1'])}"
     )

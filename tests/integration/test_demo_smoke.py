@@ -14,13 +14,15 @@ def test_demo_runs_every_stage_on_a_tiny_model(tiny_model_dir, tmp_path, monkeyp
         "demo", f"out_dir={out}", f"model={tiny_model_dir}", "warmup_recipe=",
         "n_eval_problems=2", "n_samples=2", "n_train_problems=2", "n_train_samples=2",
         "n_annotate=2", "mc_k=1", "binary_k=1", "max_new_tokens=6", "prm_epochs=2",
-        "probe_layer=1", "search_problems=1", "search_n=2", "search_m=1",
+        "probe_layer=1", "calibration_problems=1", "search_problems=1", "search_n=2",
+        "search_m=1",
     ]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
     for stage in ("1. policy", "5. train", "8. search", "9. formats", "10. report"):
         assert f"== {stage}" in text
     assert "shared data not converted" in text  # no shared data: only the demo's own records
+    assert "traces of 1 other problems kept for the threshold" in text
     summary = json.loads((out / "demo_summary.json").read_text())
     assert set(summary["timings_s"]) >= {"generate", "annotate", "train", "score", "search"}
     spec = json.loads((out / "prm" / "prm_spec.json").read_text())
