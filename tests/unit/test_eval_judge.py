@@ -173,3 +173,13 @@ def test_in_process_tiny_judge_counts_unparsable_critiques_as_wrong(tmp_path, ti
     assert result["judge"]["n_no_answer"] == 5
     assert result["judge"]["completion_tokens"] > 0
     assert result["subsets"]["math"]["f1"] == 0.0
+
+
+def test_bad_data_fails_before_the_judge_is_loaded(tmp_path, capsys):
+    bad = tmp_path / "math.jsonl"
+    bad.write_text(
+        json.dumps({"id": "x", "problem": "p", "steps": "not a list", "label": 0}) + "\n"
+    )
+    argv = ["eval", "processbench", "--data", str(bad), "--judge", "no-such-model-dir"]
+    assert main(argv) == 1
+    assert "bad steps" in capsys.readouterr().err

@@ -263,6 +263,7 @@ def _judge(args: argparse.Namespace) -> tuple[dict[str, int | None], dict[str, A
     from prmkit.annotate.store import RolloutStore
     from prmkit.errors import ConfigError
     from prmkit.evaluate.judge_eval import judge_predictions, load_subset_traces
+    from prmkit.evaluate.processbench import load_subset
     from prmkit.io import write_jsonl
 
     if args.threshold is not None or args.threshold_from is not None or args.oracle_threshold:
@@ -279,6 +280,8 @@ def _judge(args: argparse.Namespace) -> tuple[dict[str, int | None], dict[str, A
             expected="1 (greedy) or more (voting)",
             fix="e.g. --judge-votes 8",
         )
+    for path in args.data:  # the data's own checks first, before any model is loaded
+        load_subset(path)
     traces = [t for path in args.data for t in load_subset_traces(path)]
     if args.judge_base_url:
         from prmkit.generate.openai_backend import OpenAIGenerator
