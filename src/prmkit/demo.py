@@ -298,7 +298,7 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
     )
     from prmkit.evaluate.step_metrics import step_metrics
     from prmkit.io import write_json
-    from prmkit.records import LabeledTrace, ScoredTrace, read_records, write_records
+    from prmkit.records import LabeledTrace, read_records, write_records
     from prmkit.score.scorer import PRMScorer
     from prmkit.train.cli import TrainConfig, train
 
@@ -363,11 +363,11 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
     t0 = time.perf_counter()
     scorer = PRMScorer.from_checkpoint(str(prm_dir))
     scored_eval = scorer.score_records(eval_traces, prm_name=str(prm_dir))
-    scored_train = scorer.score_records(calibration, prm_name=str(prm_dir))
+    scored_calibration = scorer.score_records(calibration, prm_name=str(prm_dir))
     for t in scored_eval:  # best-of-N judges the final answer, as the field does
-        t.meta["correct"] = t.answer is not None and t.answer == t.meta["reference_answer"]
+        t.meta["correct"] = t.meta["final_answer_correct"]
     write_records(out / "scored_eval.jsonl", scored_eval)
-    write_records(out / "scored_calibration.jsonl", scored_train)
+    write_records(out / "scored_calibration.jsonl", scored_calibration)
     steps = sum(len(t.steps) for t in scored_eval)
     print(f"scored {len(scored_eval)} traces, {steps} steps")
     lap("score", t0)
@@ -384,7 +384,7 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
     )
     try:
         threshold, train_f1 = choose_threshold(
-            [(t.first_error, t.step_scores) for t in scored_train if isinstance(t, ScoredTrace)]
+            [(t.first_error, t.step_scores) for t in scored_calibration]
         )
         source = (
             "calibration traces held out of PRM training (exact labels)"

@@ -313,11 +313,8 @@ def best_of_n(
     notes = []
     policy_tokens = None
     if all(p.tokens is not None for p in problems):
-        per_problem = np.array([p.tokens.mean() for p in problems if p.tokens is not None])
-        policy_tokens = {
-            "per_sample": float(per_problem.mean()),
-            "by_n": [float(k * per_problem.mean()) for k in ns],
-        }
+        per_sample = float(np.mean([p.tokens.mean() for p in problems if p.tokens is not None]))
+        policy_tokens = {"per_sample": per_sample, "by_n": [k * per_sample for k in ns]}
     else:
         notes.append(
             "no policy token counts: some solutions lack meta['completion_tokens'] "

@@ -6,11 +6,11 @@ decoding; several votes are sampled and the most common boxed answer wins. The p
 follow that script exactly, which differs from :class:`~prmkit.annotate.judge.JudgeLabeler`'s own
 majority in two places:
 
-- a vote is the *text* inside the last ``\\boxed{...}``; votes that are not integers are dropped
-  before counting, and the majority is taken over the remaining texts (a tie goes to the text seen
-  first, as ``Counter.most_common`` does);
-- a winning vote that is not an integer, or no vote at all, is no prediction, and an integer past
-  the last step is a wrong prediction: both count as wrong (reported in ``notes``).
+- a vote is the *text* inside the last ``\\boxed{...}``, whatever it holds; the most common text
+  wins (a tie goes to the text seen first, as ``Counter.most_common`` does), and only then is it
+  read as an integer;
+- a winner that is not an integer, or no vote at all, is no prediction, and an integer past the
+  last step is a wrong prediction: both count as wrong (reported in ``notes``).
 
 Verdicts are kept in a :class:`~prmkit.annotate.store.RolloutStore`, so an interrupted evaluation
 resumes without asking the judge again.

@@ -452,7 +452,7 @@ def _search(items: list[tuple[str, dict[str, Any]]], report: dict[str, Any]) -> 
         if not r.get("policy_tokens"):
             untimed.append(src)
             continue
-        shown = ["majority", *(m for m in (f"prm_{aggregation}",) if m in r["curves"])]
+        shown = [m for m in ("majority", f"prm_{aggregation}") if m in r["curves"]]
         points += _bon_token_points(src, r, shown, label=True)
         notes.append(
             f"{src}: the best-of-N curves (maj@N, prm@N {aggregation}) for N = "

@@ -124,14 +124,13 @@ def _batch_loss(prm: PRM, group: Sequence[Example], error_weight: float = 1.0) -
     encs = [e.enc for e in group]
     ids, mask = pad_batch(encs, prm.pad_id(), prm.device)
     values = step_outputs(prm, ids, mask, encs)
-    if prm.spec.head == "implicit":
+    if prm.spec.head == "implicit":  # outcome labels: no step classes to weigh
         logits = torch.stack([v.sum() for v in values])
         targets = torch.tensor([e.outcome for e in group], device=logits.device)
+        error_weight = 1.0
     else:
         logits = torch.cat([v[e.label_steps] for v, e in zip(values, group, strict=True)])
         targets = torch.tensor([t for e in group for t in e.targets], device=logits.device)
-    if prm.spec.head == "implicit":
-        return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
     return weighted_bce(logits.float(), targets.float(), error_weight)
 
 
