@@ -14,9 +14,45 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from prmkit.errors import DataFormatError
+from prmkit.errors import ConfigError, DataFormatError
 
-__all__ = ["atomic_write", "iter_jsonl", "read_json", "write_json", "write_jsonl"]
+__all__ = [
+    "atomic_write",
+    "check_distinct_output",
+    "iter_jsonl",
+    "read_json",
+    "write_json",
+    "write_jsonl",
+]
+
+
+def check_distinct_output(
+    output: str | os.PathLike[str],
+    inputs: Iterable[str | os.PathLike[str] | None],
+    *,
+    name: str = "output",
+) -> None:
+    """Refuse an output path that resolves to one of the inputs (or the rollout store).
+
+    Writing there would replace the data being read with the result.
+
+    Raises:
+        ConfigError: ``output`` and an input are the same file (symlinks resolved).
+
+    Example:
+        >>> check_distinct_output("out.jsonl", ["in.jsonl"])
+    """
+    target = Path(output).expanduser().resolve()
+    for item in inputs:
+        if item is None or str(item) == ":memory:":
+            continue
+        if Path(item).expanduser().resolve() == target:
+            raise ConfigError(
+                f"the {name} path is also an input",
+                got=str(output),
+                expected=f"a {name} path different from every input ({item})",
+                fix=f"write the {name} to another file",
+            )
 
 
 @contextlib.contextmanager
