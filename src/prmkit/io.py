@@ -50,7 +50,7 @@ def check_distinct_output(
             raise ConfigError(
                 f"the {name} path is also an input",
                 got=str(output),
-                expected=f"a {name} path different from every input ({item})",
+                expected=f"a path that differs from every input (this one is {item})",
                 fix=f"write the {name} to another file",
             )
 
