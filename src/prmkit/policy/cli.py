@@ -14,6 +14,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Literal
 
 from prmkit.cli import add_config_arguments, stage_config
 from prmkit.config import option
@@ -52,7 +53,11 @@ class WarmupConfig:
     warmup_steps: int = option(5, "learning-rate warm-up steps")
     max_seq_len: int = option(512, "longest training example allowed (tokens)")
     seed: int = option(0, "seed of the training problems, the adapter init and batch order")
-    bf16: bool = option(False, "bfloat16 autocast for training matmuls")
+    bf16: bool | Literal["auto"] = option(
+        "auto",
+        "bfloat16 autocast for training matmuls; auto = only where the CPU computes bf16 "
+        "natively (AVX512-BF16/AMX; emulated bf16 is ~20x slower than float32)",
+    )
     threads: int = option(0, "torch threads (0 = torch's default); not part of the cache key")
     cache_dir: str | None = option(None, "adapter cache folder (null: <prmkit cache>/adapters)")
     force: bool = option(False, "retrain even when the adapter is cached")

@@ -36,7 +36,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prmkit.errors import ConfigError, ModelLoadError
 from prmkit.io import read_json, write_json
@@ -365,7 +365,7 @@ def warmup(
     warmup_steps: int = 5,
     max_seq_len: int = 512,
     seed: int = 0,
-    bf16: bool = False,
+    bf16: bool | Literal["auto"] = "auto",
     threads: int = 0,
     cache_dir: str | Path | None = None,
     force: bool = False,
@@ -399,7 +399,9 @@ def warmup(
         warmup_steps: Learning-rate warm-up steps.
         max_seq_len: Longer examples are an error (raise it, or shorten the problems).
         seed: Seed of the training problems, the adapter init and the batch order.
-        bf16: bfloat16 autocast for the matmuls (numbers differ slightly from float32).
+        bf16: bfloat16 autocast for the matmuls (numbers differ slightly from float32);
+            ``"auto"`` = only where the CPU computes bf16 natively (AVX512-BF16/AMX), since
+            emulated bf16 is ~20x slower than float32. The resolved choice is in the cache key.
         threads: ``torch.set_num_threads`` (0 = leave torch's default). Not part of the key.
         cache_dir: Where adapters live (default ``<prmkit cache>/adapters``).
         force: Retrain even on a cache hit (the new adapter replaces the cached one).
@@ -415,7 +417,10 @@ def warmup(
     from prmkit.tasks import arithmetic
     from prmkit.tasks.prompts import load_prompt
 
+    from prmkit.models.precision import cpu_capability, resolve_bf16
+
     task = _task_settings(min_steps, max_steps, start_range, add_range, mul_range, max_value, ops)
+    bf16 = resolve_bf16(bf16)
     training = {
         "n_examples": n_examples,
         "system": system,
@@ -453,6 +458,11 @@ def warmup(
         log.info("warm-up cache hit: %s", target)
         return target
     log.info("warm-up cache miss: training %s", target)
+    log.info(
+        "warm-up precision: %s (CPU capability %s)",
+        "bfloat16 autocast" if bf16 else "float32",
+        cpu_capability(),
+    )
 
     import torch
 
