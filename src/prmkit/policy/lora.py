@@ -414,10 +414,9 @@ def warmup(
         ConfigError: bad settings, or a training example longer than ``max_seq_len``.
         ModelLoadError: the base model cannot be found.
     """
+    from prmkit.models.precision import cpu_capability, resolve_bf16
     from prmkit.tasks import arithmetic
     from prmkit.tasks.prompts import load_prompt
-
-    from prmkit.models.precision import cpu_capability, resolve_bf16
 
     task = _task_settings(min_steps, max_steps, start_range, add_range, mul_range, max_value, ops)
     bf16 = resolve_bf16(bf16)
