@@ -77,9 +77,13 @@ def _policy(cfg: DemoConfig) -> tuple[Any, str | None]:
 
     adapter = None
     if cfg.warmup_recipe:
+        from prmkit.models.precision import resolve_bf16
         from prmkit.policy.cli import WarmupConfig, warmup_from_config
 
-        adapter = warmup_from_config(load_config(WarmupConfig, cfg.warmup_recipe))
+        warm = load_config(WarmupConfig, cfg.warmup_recipe)
+        dtype = "bfloat16 autocast" if resolve_bf16(warm.bf16) else "float32"
+        print(f"warm-up precision: {dtype} (bf16={warm.bf16} in {cfg.warmup_recipe})")
+        adapter = warmup_from_config(warm)
         print(f"policy adapter: {adapter}")
     policy = load_policy(cfg.model, adapter)
     generator = TransformersGenerator(policy.model, policy.tokenizer)
@@ -155,6 +159,17 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     def lap(name: str, t0: float) -> None:
         timings[name] = round(time.perf_counter() - t0, 1)
         print(f"   ({name}: {timings[name]:.1f} s)", flush=True)
+
+    from prmkit.models.precision import describe_machine
+
+    machine = describe_machine()
+    summary["machine"] = machine
+    print(
+        f"machine: {machine['cpu']}, CPU capability {machine['cpu_capability']}, "
+        f"native bf16 {'yes' if machine['native_bf16_cpu'] else 'no'}, "
+        f"{machine['torch_threads']} torch threads; inference runs in float32",
+        flush=True,
+    )
 
     _say("1. policy: SmolLM2-135M-Instruct + cached warm-up LoRA")
     t0 = time.perf_counter()
