@@ -95,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:  # permissions, a full disk, a path that vanished: no stack for these
+        print(f"prmkit {stage}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from prmkit.errors import DataFormatError, RecordError
-from prmkit.io import atomic_write, iter_jsonl
+from prmkit.io import atomic_write, check_input_file, iter_jsonl, loads_strict
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -414,35 +414,42 @@ def iter_records(path: str | os.PathLike[str], cls: type[R]) -> Iterator[R]:
         for lineno, obj in iter_jsonl(path):
             yield cls.from_dict(obj, where=f"{path}:{lineno}")
         return
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    if not path.exists():
-        raise DataFormatError(
-            "file not found",
-            got=str(path),
-            expected="an existing Parquet file",
-            fix="check the path",
-        )
+    check_input_file(path, "Parquet")
     row = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-        for obj in batch.to_pylist():
-            row += 1
-            where = f"{path} row {row}"
-            meta = obj.get("meta")
-            if isinstance(meta, str):
-                try:
-                    obj["meta"] = json.loads(meta)
-                except json.JSONDecodeError:
-                    _fail(
-                        where,
-                        "meta",
-                        "malformed JSON",
-                        meta,
-                        "a JSON object string",
-                        "rewrite the file with prmkit",
-                    )
-            obj = {k: v for k, v in obj.items() if v is not None or k in ("answer",)}
-            yield cls.from_dict(obj, where=where)
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+            for obj in batch.to_pylist():
+                row += 1
+                yield _parquet_record(cls, obj, f"{path} row {row}")
+    except (pa.ArrowException, OSError) as exc:
+        raise DataFormatError(
+            f"cannot read the Parquet file after {row} rows ({exc})",
+            got=str(path),
+            expected="a complete Parquet file",
+            fix="rewrite the file (it may be truncated or not Parquet at all)",
+            where=str(path),
+        ) from None
+
+
+def _parquet_record(cls: type[R], obj: dict[str, Any], where: str) -> R:
+    meta = obj.get("meta")
+    if isinstance(meta, str):
+        try:
+            obj["meta"] = loads_strict(meta, where, field="meta")
+        except json.JSONDecodeError:
+            _fail(
+                where,
+                "meta",
+                "malformed JSON",
+                meta,
+                "a JSON object string",
+                "rewrite the file with prmkit",
+            )
+    obj = {k: v for k, v in obj.items() if v is not None or k in ("answer",)}
+    return cls.from_dict(obj, where=where)
 
 
 def read_records(path: str | os.PathLike[str], cls: type[R]) -> list[R]:
