@@ -1,5 +1,10 @@
 """``prmkit check``: exact-check traces of built-in arithmetic problems into LabeledTraces.
 
+Each LabeledTrace keeps the checker's verdicts in ``meta["exact_check"]`` and gets
+``meta["final_answer_correct"]``: whether the trace's ``answer`` (the one best-of-N votes on)
+equals the problem's answer, so the output feeds
+``prmkit eval bon --correct-key final_answer_correct`` directly.
+
 Example:
     prmkit check --traces traces.jsonl --problems problems.jsonl --out labeled.jsonl
     prmkit check traces=traces.jsonl problems=problems.jsonl out=labeled.jsonl require_answer=false
@@ -8,15 +13,19 @@ Example:
 from __future__ import annotations
 
 import argparse
+import re
 from collections import Counter
 from dataclasses import dataclass
+from fractions import Fraction
 
 from prmkit.cli import add_config_arguments, stage_config
 from prmkit.config import option
 from prmkit.errors import CheckerError, ConfigError
 from prmkit.records import LabeledTrace, Problem, Trace, iter_records, read_records, write_records
 
-__all__ = ["CheckConfig", "add_arguments", "label_file", "run"]
+__all__ = ["CheckConfig", "add_arguments", "answer_is_correct", "label_file", "run"]
+
+_DECIMAL = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 @dataclass
@@ -31,10 +40,29 @@ class CheckConfig:
     )
 
 
+def answer_is_correct(answer: str | None, gold: str) -> bool:
+    """Whether ``answer`` equals ``gold``: as numbers when both are decimals, else as text.
+
+    Example:
+        >>> answer_is_correct("14.0", "14"), answer_is_correct("1,200", "1200")
+        (True, True)
+        >>> answer_is_correct(None, "14"), answer_is_correct("15", "14")
+        (False, False)
+    """
+    if answer is None:
+        return False
+    pred, ref = answer.strip().replace(",", ""), gold.strip().replace(",", "")
+    if _DECIMAL.fullmatch(pred) and _DECIMAL.fullmatch(ref):
+        return Fraction(pred) == Fraction(ref)
+    return pred == ref
+
+
 def label_file(
     traces: str, problems: str, out: str, *, require_answer: bool = True
 ) -> list[LabeledTrace]:
     """Exact-label every trace in ``traces`` and write them to ``out``; return them.
+
+    Each record's ``meta["final_answer_correct"]`` says whether its ``answer`` is the problem's.
 
     Raises:
         CheckerError: a trace names a problem that is not in ``problems``.
@@ -55,7 +83,9 @@ def label_file(
                 fix="pass the problems file the traces were generated from",
                 where=f"trace {trace.id!r} in {traces}",
             )
-        labeled.append(label_trace(problem, trace, require_answer=require_answer))
+        record = label_trace(problem, trace, require_answer=require_answer)
+        record.meta["final_answer_correct"] = answer_is_correct(record.answer, problem.answer)
+        labeled.append(record)
     write_records(out, labeled)
     return labeled
 
