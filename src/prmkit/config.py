@@ -1,7 +1,10 @@
 """Stage configs: one dataclass per stage, YAML overrides, ``key=value`` overrides.
 
-Every field carries a help string in ``metadata["help"]``. An unknown key, or a value of the
-wrong type, is a :class:`~prmkit.errors.ConfigError`, never silently ignored.
+Every field carries a help string in ``metadata["help"]`` and, for numbers, its allowed range
+(``option(..., ge=1)``). An unknown key, a value of the wrong type, outside its ``Literal`` choices
+or outside its range is a :class:`~prmkit.errors.ConfigError`, never silently ignored. A config
+dataclass calls :func:`check_ranges` from ``__post_init__``, so building it in Python checks the
+same rules as loading it from YAML or the command line.
 
 Example:
     >>> from dataclasses import dataclass, field
@@ -15,32 +18,140 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
+import operator
 import re
 import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
 from prmkit.errors import ConfigError
 
-__all__ = ["config_help", "load_config", "option"]
+__all__ = ["Dtype", "check_range", "check_ranges", "config_help", "load_config", "option"]
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 C = TypeVar("C")
 
+Dtype = Literal["float32", "bfloat16", "float16"]
+"""The torch dtype names a model can be loaded in."""
 
-def option(default: Any, help: str) -> Any:
-    """A dataclass field with a default and a help string (lists/dicts get a factory)."""
+_BOUNDS = {
+    "ge": (">=", operator.ge),
+    "gt": (">", operator.gt),
+    "le": ("<=", operator.le),
+    "lt": ("<", operator.lt),
+}
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+) -> Any:
+    """A dataclass field with a default, a help string and an optional range (``None`` passes).
+
+    Lists and dicts get a factory. A bounded float must also be finite (NaN, inf are refused).
+    """
+    metadata: dict[str, Any] = {"help": help}
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    if bounds:
+        metadata["range"] = bounds
     if isinstance(default, (list, dict)):
         value = default
-        return dataclasses.field(
-            default_factory=lambda: type(value)(value), metadata={"help": help}
+        return dataclasses.field(default_factory=lambda: type(value)(value), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def _rule(bounds: dict[str, float]) -> str:
+    """``>= 1``, ``in (0, 1]``, ...: the range as the errors and ``--help`` say it."""
+    low = [k for k in ("ge", "gt") if k in bounds]
+    high = [k for k in ("le", "lt") if k in bounds]
+    if low and high:
+        lo, hi = low[0], high[0]
+        left, right = "[" if lo == "ge" else "(", "]" if hi == "le" else ")"
+        return f"in {left}{bounds[lo]:g}, {bounds[hi]:g}{right}"
+    return " and ".join(f"{_BOUNDS[k][0]} {v:g}" for k, v in bounds.items())
+
+
+def check_range(
+    name: str,
+    value: float | None,
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    where: str | None = None,
+) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is in the range (``None`` always passes).
+
+    NaN and infinities are always out of range.
+
+    Example:
+        >>> check_range("top_p", 0.9, gt=0, le=1)
+    """
+    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    if value is None or not bounds:
+        return
+    if math.isfinite(value) and all(_BOUNDS[k][1](value, v) for k, v in bounds.items()):
+        return
+    rule = _rule(bounds)
+    noun = "an integer" if isinstance(value, int) else "a number"
+    raise ConfigError(
+        f"'{name}' out of range",
+        got=value,
+        expected=f"{noun} {rule}",
+        fix=f"set {name} to a value {rule} (see --help)",
+        where=where,
+    )
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_field(
+    f: dataclasses.Field, hint: Any, value: Any, where: str | None = None
+) -> tuple[bool, Any]:
+    """Type (and ``Literal`` choice) and range of one field's value; return (ok, coerced)."""
+    ok, coerced = _matches(value, hint)
+    if not ok:
+        raise ConfigError(
+            f"wrong type for '{f.name}'",
+            got=value,
+            expected=str(hint).replace("typing.", ""),
+            fix=f"give '{f.name}' a value of that type",
+            where=where,
         )
-    return dataclasses.field(default=default, metadata={"help": help})
+    if "range" in f.metadata and isinstance(coerced, (int, float)):
+        check_range(f.name, coerced, where=where, **f.metadata["range"])
+    return coerced is not value, coerced
+
+
+def check_ranges(obj: Any) -> None:
+    """Check every field of config dataclass ``obj``: type, ``Literal`` choice, range.
+
+    Call it from ``__post_init__``; an int given for a float field becomes a float.
+
+    Raises:
+        ConfigError: naming the key, the value and what is allowed.
+    """
+    hints = _hints(type(obj))
+    for f in dataclasses.fields(obj):
+        changed, coerced = _check_field(f, hints[f.name], getattr(obj, f.name))
+        if changed:
+            object.__setattr__(obj, f.name, coerced)
 
 
 def _matches(value: Any, hint: Any) -> tuple[bool, Any]:
@@ -92,7 +203,8 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
     """Build ``cls`` from defaults, then a YAML file of overrides, then ``key=value`` strings.
 
     Raises:
-        ConfigError: unknown key, malformed override, wrong value type, bad YAML.
+        ConfigError: unknown key, malformed override, wrong value type or choice, a value out of
+            its range, bad YAML.
     """
     values: dict[str, Any] = {}
     source: dict[str, str] = {}
@@ -138,37 +250,31 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
         except yaml.YAMLError:
             values[key.strip()] = raw
         source[key.strip()] = "command line"
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
-        if key not in names:
+        if key not in fields:
             raise ConfigError(
                 f"unknown config key for {cls.__name__}",
                 got=key,
-                expected=f"one of {sorted(names)}",
+                expected=f"one of {sorted(fields)}",
                 fix="remove or rename the key (see --help)",
                 where=source.get(key),
             )
-        ok, coerced = _matches(value, hints[key])
-        if not ok:
-            raise ConfigError(
-                f"wrong type for '{key}'",
-                got=value,
-                expected=str(hints[key]).replace("typing.", ""),
-                fix=f"give '{key}' a value of that type",
-                where=source.get(key),
-            )
-        kwargs[key] = coerced
+        kwargs[key] = _check_field(fields[key], hints[key], value, source.get(key))[1]
     return cls(**kwargs)
 
 
 def config_help(cls: type) -> str:
-    """One line per field: ``name (type, default): help``, for ``--help``."""
-    hints = typing.get_type_hints(cls)
+    """One line per field: ``name (type, default[, range]): help``, for ``--help``."""
+    hints = _hints(cls)
     lines = []
     for f in dataclasses.fields(cls):
         default = f.default_factory() if callable(f.default_factory) else f.default
         kind = str(hints[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
-        lines.append(f"  {f.name} ({kind}, default {default!r}): {f.metadata.get('help', '')}")
+        rule = f", {_rule(f.metadata['range'])}" if "range" in f.metadata else ""
+        lines.append(
+            f"  {f.name} ({kind}, default {default!r}{rule}): {f.metadata.get('help', '')}"
+        )
     return "\n".join(lines)

@@ -22,13 +22,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prmkit.cli import add_config_arguments, stage_config
-from prmkit.config import option
+from prmkit.config import Dtype, check_ranges, option
 from prmkit.errors import ConfigError, DataFormatError
 from prmkit.generate.protocol import Generator, Prefix, SamplingParams
 from prmkit.generate.sampling import row_seed
 from prmkit.io import iter_jsonl
 from prmkit.records import Problem, Trace, read_records, write_records
-from prmkit.steps import STRATEGIES, split
+from prmkit.steps import Strategy, split
 from prmkit.tasks.answers import extract_answer
 from prmkit.tasks.prompts import render_prompt
 
@@ -47,22 +47,24 @@ class GenerateConfig:
 
     problems: str = option("", "input: Problem records (JSONL/Parquet) or JSONL with 'prompt'")
     out: str = option("traces.jsonl", "output file of Trace records (.jsonl or .parquet)")
-    n: int = option(16, "samples per problem")
-    temperature: float = option(0.7, "sampling temperature (0 = greedy)")
-    top_p: float = option(1.0, "nucleus sampling mass (1 = off)")
-    top_k: int = option(0, "top-k sampling (0 = off)")
-    max_new_tokens: int = option(256, "token budget of one solution")
-    seed: int = option(0, "seed; the same seed and inputs give the same traces")
-    limit: int | None = option(None, "use only the first N problems")
+    n: int = option(16, "samples per problem", ge=1)
+    temperature: float = option(0.7, "sampling temperature (0 = greedy)", ge=0)
+    top_p: float = option(1.0, "nucleus sampling mass (1 = off)", gt=0, le=1)
+    top_k: int = option(0, "top-k sampling (0 = off)", ge=0)
+    max_new_tokens: int = option(256, "token budget of one solution", ge=1)
+    seed: int = option(0, "seed; the same seed and inputs give the same traces", ge=0)
+    limit: int | None = option(None, "use only the first N problems", ge=1)
     backend: Literal["transformers", "openai"] = option(
         "transformers", "in-process transformers model, or an OpenAI-compatible server"
     )
     model: str = option("smollm2", "model: 'smollm2', a local HF directory, or the served name")
     adapter: str | None = option(None, "LoRA adapter directory merged into the model (peft)")
-    dtype: str = option("float32", "torch dtype of the in-process model")
+    dtype: Dtype = option("float32", "torch dtype of the in-process model")
     device: str = option("cpu", "torch device of the in-process model")
-    batch_size: int = option(32, "samples decoded together (bounds memory; no effect on output)")
-    problems_per_call: int = option(4, "problems per generator call (part of the seeding)")
+    batch_size: int = option(
+        32, "samples decoded together (bounds memory; no effect on output)", ge=1
+    )
+    problems_per_call: int = option(4, "problems per generator call (part of the seeding)", ge=1)
     base_url: str = option("http://localhost:8000/v1", "server API root (backend=openai)")
     prompt_template: str | None = option(
         None,
@@ -71,7 +73,10 @@ class GenerateConfig:
     )
     system: str | None = option(None, "system message (None: the chat template's default)")
     chat: bool = option(True, "render prompts with the model's chat template")
-    segmentation: str = option("double_newline", f"step split strategy, one of {STRATEGIES}")
+    segmentation: Strategy = option("double_newline", "step split strategy")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 def read_problems(path: str | Path, limit: int | None = None) -> list[Problem]:
@@ -194,13 +199,6 @@ def run(args: argparse.Namespace) -> int:
             expected="problems=<file.jsonl>",
             fix="pass problems=path/to/file",
         )
-    if cfg.segmentation not in STRATEGIES:
-        raise ConfigError(
-            "unknown segmentation strategy",
-            got=cfg.segmentation,
-            expected=f"one of {list(STRATEGIES)}",
-            fix="pick a listed strategy",
-        )
     if cfg.adapter is not None and cfg.backend != "transformers":
         raise ConfigError(
             "adapter= needs backend=transformers",
@@ -223,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         "backend": cfg.backend,
         "prompt_template": cfg.prompt_template,
     }
-    per_call = max(1, cfg.problems_per_call)
+    per_call = cfg.problems_per_call
     stats = {"traces": 0, "empty": 0, "length": 0, "tokens": 0}
 
     def produce() -> Iterator[Trace]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from prmkit.cli import add_config_arguments, stage_config
-from prmkit.config import option
+from prmkit.config import check_ranges, option
 from prmkit.errors import ConfigError
 from prmkit.policy.lora import DEFAULT_TARGETS
 
@@ -29,46 +29,49 @@ class WarmupConfig:
     """Settings of ``prmkit warmup`` (training keys form the cache key; ``eval_*`` do not)."""
 
     base: str = option("smollm2", "base model: 'smollm2' or a local Hugging Face directory")
-    n_examples: int = option(400, "gold worked solutions to train on")
-    min_steps: int = option(2, "fewest operations per training problem")
-    max_steps: int = option(6, "most operations per training problem")
+    n_examples: int = option(400, "gold worked solutions to train on", ge=1)
+    min_steps: int = option(2, "fewest operations per training problem", ge=1)
+    max_steps: int = option(6, "most operations per training problem", ge=1)
     start_range: list[int] = option([2, 30], "range of a training problem's starting quantity")
     add_range: list[int] = option([1, 30], "range of +/- operands in training problems")
     mul_range: list[int] = option([2, 5], "range of * and / operands in training problems")
-    max_value: int = option(300, "largest quantity in a training problem")
+    max_value: int = option(300, "largest quantity in a training problem", ge=1)
     ops: list[str] = option(["+", "-", "*"], "operations of the training problems")
     system: str | None = option(
         None,
         "system message of the chat template (null: the "
         "template's default, what generators use by default)",
     )
-    lora_r: int = option(16, "LoRA rank")
-    lora_alpha: int = option(32, "LoRA alpha (scale = alpha / r)")
-    lora_dropout: float = option(0.0, "LoRA dropout")
+    lora_r: int = option(16, "LoRA rank", ge=1)
+    lora_alpha: int = option(32, "LoRA alpha (scale = alpha / r)", ge=1)
+    lora_dropout: float = option(0.0, "LoRA dropout", ge=0, lt=1)
     lora_targets: list[str] = option(list(DEFAULT_TARGETS), "modules that get an adapter")
-    lora_layers: int = option(0, "adapt only the top k transformer blocks (0 = all)")
-    lr: float = option(1e-3, "peak learning rate (AdamW, linear warm-up then linear decay)")
-    batch_size: int = option(8, "examples per optimizer step (length-bucketed)")
-    epochs: int = option(1, "passes over the training examples")
-    warmup_steps: int = option(5, "learning-rate warm-up steps")
-    max_seq_len: int = option(512, "longest training example allowed (tokens)")
-    seed: int = option(0, "seed of the training problems, the adapter init and batch order")
+    lora_layers: int = option(0, "adapt only the top k transformer blocks (0 = all)", ge=0)
+    lr: float = option(1e-3, "peak learning rate (AdamW, linear warm-up then linear decay)", gt=0)
+    batch_size: int = option(8, "examples per optimizer step (length-bucketed)", ge=1)
+    epochs: int = option(1, "passes over the training examples", ge=1)
+    warmup_steps: int = option(5, "learning-rate warm-up steps", ge=0)
+    max_seq_len: int = option(512, "longest training example allowed (tokens)", ge=1)
+    seed: int = option(0, "seed of the training problems, the adapter init and batch order", ge=0)
     bf16: bool | Literal["auto"] = option(
         "auto",
         "bfloat16 autocast for training matmuls; auto = only where the CPU computes bf16 "
         "natively (AVX512-BF16/AMX; emulated bf16 is ~20x slower than float32)",
     )
-    threads: int = option(0, "torch threads (0 = torch's default); not part of the cache key")
+    threads: int = option(0, "torch threads (0 = torch's default); not part of the cache key", ge=0)
     cache_dir: str | None = option(None, "adapter cache folder (null: <prmkit cache>/adapters)")
     force: bool = option(False, "retrain even when the adapter is cached")
-    eval_problems: int = option(24, "held-out problems to evaluate on (0 = skip evaluation)")
-    eval_steps: int = option(4, "operations per held-out problem")
-    eval_seed: int = option(1000, "seed of the held-out problems (must differ from seed)")
-    eval_k: int = option(16, "samples per held-out problem (pass@k, maj@k)")
-    eval_temperature: float = option(0.7, "sampling temperature of the evaluation")
-    eval_max_new_tokens: int = option(192, "longest sampled solution (tokens)")
-    eval_batch_size: int = option(64, "rows decoded together in the evaluation")
+    eval_problems: int = option(24, "held-out problems to evaluate on (0 = skip evaluation)", ge=0)
+    eval_steps: int = option(4, "operations per held-out problem", ge=1)
+    eval_seed: int = option(1000, "seed of the held-out problems (must differ from seed)", ge=0)
+    eval_k: int = option(16, "samples per held-out problem (pass@k, maj@k)", ge=1)
+    eval_temperature: float = option(0.7, "sampling temperature of the evaluation", ge=0)
+    eval_max_new_tokens: int = option(192, "longest sampled solution (tokens)", ge=1)
+    eval_batch_size: int = option(64, "rows decoded together in the evaluation", ge=1)
     out: str | None = option(None, "write the evaluation summary as JSON here")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 _EVAL_KEYS = {

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from prmkit.cli import add_config_arguments, stage_config
-from prmkit.config import option
+from prmkit.config import check_ranges, option
 from prmkit.errors import ConfigError
 from prmkit.records import Problem, write_records
 
@@ -30,24 +30,27 @@ class ProblemsConfig:
         "arithmetic", "problem source: arithmetic (built-in, generated), gsm8k or math500"
     )
     out: str = option("problems.jsonl", "output file (.jsonl or .parquet)")
-    n: int = option(50, "arithmetic: number of problems")
-    seed: int = option(0, "arithmetic: run seed (problem i depends only on seed and i)")
-    start_index: int = option(0, "arithmetic: index of the first problem (for held-out sets)")
-    n_steps: int | None = option(None, "arithmetic: fixed number of operations (else drawn)")
-    min_steps: int = option(2, "arithmetic: fewest operations")
-    max_steps: int = option(10, "arithmetic: most operations")
+    n: int = option(50, "arithmetic: number of problems", ge=1)
+    seed: int = option(0, "arithmetic: run seed (problem i depends only on seed and i)", ge=0)
+    start_index: int = option(0, "arithmetic: index of the first problem (for held-out sets)", ge=0)
+    n_steps: int | None = option(None, "arithmetic: fixed number of operations (else drawn)", ge=1)
+    min_steps: int = option(2, "arithmetic: fewest operations", ge=1)
+    max_steps: int = option(10, "arithmetic: most operations", ge=1)
     ops: str = option("+-*", "arithmetic: operations to use, any of + - * / (e.g. ops='+-*/')")
     start_range: list[int] = option([2, 30], "arithmetic: [low, high] of the start value")
     add_range: list[int] = option([1, 30], "arithmetic: [low, high] of + and - operands")
     mul_range: list[int] = option([2, 5], "arithmetic: [low, high] of * and / operands")
-    max_value: int = option(300, "arithmetic: largest value allowed at any point")
-    split: str = option("test", "gsm8k: train or test (math500 has only test)")
-    limit: int | None = option(None, "gsm8k/math500: keep the first N problems")
+    max_value: int = option(300, "arithmetic: largest value allowed at any point", ge=1)
+    split: Literal["train", "test"] = option("test", "gsm8k: train or test (math500: test)")
+    limit: int | None = option(None, "gsm8k/math500: keep the first N problems", ge=1)
     data_dir: str | None = option(
         None,
         "gsm8k/math500: folder with gsm8k/ and math500/ (default $PRMKIT_DATA_DIR or "
         "../shared/data)",
     )
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 def _pair(name: str, value: list[int]) -> tuple[int, int]:

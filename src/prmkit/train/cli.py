@@ -14,9 +14,10 @@ import argparse
 import dataclasses
 import sys
 from dataclasses import dataclass
+from typing import Literal
 
 from prmkit.cli import add_config_arguments, stage_config
-from prmkit.config import option
+from prmkit.config import check_ranges, option
 
 __all__ = ["TrainConfig", "add_arguments", "run", "train"]
 
@@ -28,14 +29,14 @@ class TrainConfig:
     data: str = option("", "LabeledTrace records to train on (.jsonl or .parquet)")
     out: str = option("", "checkpoint directory to write")
     base: str = option("smollm2", "base model: 'smollm2' or a local Hugging Face directory")
-    head: str = option("tokcls", "tokcls | labeltok | probe | implicit")
-    format: str = option(
-        "trl", "input format from prmkit.prm.FORMATS: trl, qwen_prm, math_shepherd"
+    head: Literal["tokcls", "labeltok", "probe", "implicit"] = option("tokcls", "PRM head")
+    format: Literal["trl", "qwen_prm", "math_shepherd"] = option(
+        "trl", "input format from prmkit.prm.FORMATS"
     )
     step_tag: str = option("", "override the format's step tag ('' = keep)")
     add_tag_token: bool = option(False, "add the step tag to the vocabulary as a special token")
-    max_length: int = option(1024, "inputs are cut to this many tokens")
-    on_truncation: str = option(
+    max_length: int = option(1024, "inputs are cut to this many tokens", ge=1)
+    on_truncation: Literal["error", "drop"] = option(
         "error",
         "error | drop: what to do when max_length cuts off "
         "labelled step tags (drop = drop and count them)",
@@ -45,26 +46,33 @@ class TrainConfig:
         False, "train only the steps up to and including each trace's first error"
     )
     error_weight: float = option(
-        1.0, "loss weight of wrong steps vs right ones (class imbalance; 1 = plain BCE)"
+        1.0, "loss weight of wrong steps vs right ones (class imbalance; 1 = plain BCE)", gt=0
     )
-    aggregation: str = option("min", "default aggregation stored in the spec")
-    beta: float = option(0.05, "implicit head: log-ratio scale")
+    aggregation: Literal["min", "prod", "last", "mean"] = option(
+        "min", "default aggregation stored in the spec"
+    )
+    beta: float = option(0.05, "implicit head: log-ratio scale", gt=0)
     probe_layer: int = option(-1, "probe head: hidden layer fed to the MLP (-1 = last)")
-    probe_hidden: int = option(256, "probe head: MLP width (0 = linear)")
-    lora_r: int = option(0, "LoRA rank (0 = full fine-tuning)")
-    lora_alpha: int = option(16, "LoRA alpha")
+    probe_hidden: int = option(256, "probe head: MLP width (0 = linear)", ge=0)
+    lora_r: int = option(0, "LoRA rank (0 = full fine-tuning)", ge=0)
+    lora_alpha: int = option(16, "LoRA alpha", ge=1)
     lora_targets: list[str] = option(["q_proj", "v_proj"], "LoRA target modules")
-    lr: float = option(1e-4, "learning rate (the probe usually wants ~1e-3)")
-    weight_decay: float = option(0.0, "AdamW weight decay")
-    epochs: int = option(1, "passes over the training data")
-    batch_size: int = option(4, "traces per optimizer step (length-bucketed)")
-    max_steps: int = option(0, "stop after this many optimizer steps (0 = no limit)")
+    lr: float = option(1e-4, "learning rate (the probe usually wants ~1e-3)", gt=0)
+    weight_decay: float = option(0.0, "AdamW weight decay", ge=0)
+    epochs: int = option(1, "passes over the training data", ge=1)
+    batch_size: int = option(4, "traces per optimizer step (length-bucketed)", ge=1)
+    max_steps: int = option(0, "stop after this many optimizer steps (0 = no limit)", ge=0)
     eval_data: str = option("", "separate eval records ('' = split eval_fraction off data)")
-    eval_fraction: float = option(0.1, "fraction of data held out for eval/early stopping")
-    eval_every: int = option(0, "evaluate every N optimizer steps (0 = once per epoch)")
-    patience: int = option(2, "early stopping: evaluations without improvement (0 = off)")
-    seed: int = option(0, "random seed")
+    eval_fraction: float = option(
+        0.1, "fraction of data held out for eval/early stopping", ge=0, lt=1
+    )
+    eval_every: int = option(0, "evaluate every N optimizer steps (0 = once per epoch)", ge=0)
+    patience: int = option(2, "early stopping: evaluations without improvement (0 = off)", ge=0)
+    seed: int = option(0, "random seed", ge=0)
     device: str = option("cpu", "torch device")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,13 +99,6 @@ def train(cfg: TrainConfig, log=print) -> dict:
             raise ConfigError(
                 f"missing '{name}'", got="", expected="a path", fix=f"pass --{name} PATH"
             )
-    if not cfg.error_weight > 0:
-        raise ConfigError(
-            "error_weight must be positive",
-            got=cfg.error_weight,
-            expected="a number > 0 (1 = plain BCE)",
-            fix="e.g. error_weight=3 when right steps outnumber wrong ones 3 to 1",
-        )
     overrides = {
         "max_length": cfg.max_length,
         "aggregation": cfg.aggregation,
