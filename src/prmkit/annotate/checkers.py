@@ -2,7 +2,8 @@
 
 :class:`TaskAnswerChecker` reads a problem's ``meta["task"]``: built-in ``arithmetic`` problems are
 checked with :mod:`prmkit.tasks.arithmetic_check` (the last ``The answer is N`` line against the
-gold answer); other tasks go to :mod:`prmkit.tasks.answers`. :class:`ArithmeticStepChecker` is the
+gold answer); other tasks (GSM8K, MATH-500, ...) go to :mod:`prmkit.tasks.answers`
+(``extract_answer``, then ``verify_answer`` with a timeout). :class:`ArithmeticStepChecker` is the
 exact per-step checker of the built-in task.
 
 Example:
@@ -19,14 +20,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from prmkit.annotate.protocol import AnswerCheck
-from prmkit.errors import CheckerError
 from prmkit.records import Problem
 
 __all__ = ["ArithmeticStepChecker", "TaskAnswerChecker"]
 
 
 class TaskAnswerChecker:
-    """Final-answer checking by the problem's task (an :class:`AnswerChecker`)."""
+    """Final-answer checking by the problem's task (an :class:`AnswerChecker`).
+
+    Args:
+        timeout_s: math-verify's timeout per call, in seconds (non-arithmetic tasks).
+        lenient: Count undecidable checks (gold answer unparsable, timeout, math-verify error) in
+            :attr:`stats` as wrong instead of raising :class:`~prmkit.errors.CheckerError`.
+    """
+
+    def __init__(self, *, timeout_s: int = 5, lenient: bool = False) -> None:
+        from prmkit.tasks.answers import VerifyStats
+
+        self.timeout_s = timeout_s
+        self.lenient = lenient
+        self.stats = VerifyStats()
+        """Counts of the non-arithmetic checks made so far (show ``stats.summary()``)."""
 
     def check(self, problem: Problem, solution: str) -> AnswerCheck:
         """Extract the final answer of ``solution`` and compare it with the gold answer."""
@@ -35,17 +49,17 @@ class TaskAnswerChecker:
 
             result = check_solution(problem, solution)
             return AnswerCheck(result.final_answer, result.answer_correct)
-        try:
-            from prmkit.tasks.answers import check_answer
-        except ImportError:
-            raise CheckerError(
-                "no final-answer checker for this task",
-                got=problem.meta.get("task"),
-                expected="a built-in arithmetic problem, or prmkit.tasks.answers installed",
-                fix="annotate built-in arithmetic problems, or update prmkit",
-            ) from None
-        result = check_answer(problem, solution)
-        return AnswerCheck(result.answer, result.correct)
+        from prmkit.tasks.answers import extract_answer, verify_answer
+
+        answer = extract_answer(solution)
+        correct = verify_answer(
+            answer,
+            problem.answer,
+            timeout_s=self.timeout_s,
+            lenient=self.lenient,
+            stats=self.stats,
+        )
+        return AnswerCheck(answer, correct)
 
 
 class ArithmeticStepChecker:

@@ -64,6 +64,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     policy.add_argument(
         "--max-prefixes-per-call", type=int, default=8, help="step prefixes per generator call"
     )
+    policy.add_argument(
+        "--verify-timeout",
+        type=int,
+        default=5,
+        help="seconds per math-verify call checking a rollout's answer (GSM8K, MATH-500); "
+        "undecided checks count as wrong and are reported",
+    )
 
     mc = parser.add_argument_group("Monte Carlo, binary search, OmegaPRM")
     mc.add_argument("--k", type=int, default=8, help="rollouts per step prefix")
@@ -133,6 +140,7 @@ class _Build:
     """Builds labelers, loading each model at most once."""
 
     def __init__(self, args: argparse.Namespace, problems: dict[str, Problem]) -> None:
+        from prmkit.annotate.checkers import TaskAnswerChecker
         from prmkit.annotate.store import RolloutStore
 
         self.args = args
@@ -140,6 +148,7 @@ class _Build:
         self.store = RolloutStore(args.store)
         self._generators: dict[tuple[str, str | None], Any] = {}
         self.engine: Any = None
+        self.checker = TaskAnswerChecker(timeout_s=args.verify_timeout, lenient=True)
 
     def generator(self, model: str, adapter: str | None) -> Any:
         key = (model, adapter)
@@ -153,7 +162,6 @@ class _Build:
 
     def rollout_engine(self) -> Any:
         if self.engine is None:
-            from prmkit.annotate.checkers import TaskAnswerChecker
             from prmkit.annotate.rollouts import RolloutEngine
             from prmkit.generate.protocol import SamplingParams
 
@@ -164,7 +172,7 @@ class _Build:
             self.engine = RolloutEngine(
                 self.generator(a.policy, a.adapter),
                 self.store,
-                TaskAnswerChecker(),
+                self.checker,
                 self.problems,
                 seed=a.seed,
                 params=params,
@@ -312,6 +320,8 @@ def run(args: argparse.Namespace) -> int:
             f"{drawn.calls} calls, {elapsed:.1f}s; store {args.store}: {stored} rollouts, "
             f"{stored_tokens} tokens"
         )
+    if build.checker.stats.calls:
+        print(build.checker.stats.summary())
     report = getattr(labeler, "report", None)
     if report is not None:
         print(report.format())
