@@ -27,7 +27,8 @@ class TrainConfig:
     """Settings of ``prmkit train``."""
 
     data: str = option("", "LabeledTrace records to train on (.jsonl or .parquet)")
-    out: str = option("", "checkpoint directory to write")
+    out: str = option("", "checkpoint directory to write (new, empty, or a checkpoint)")
+    overwrite: bool = option(False, "replace an existing checkpoint at 'out'")
     base: str = option("smollm2", "base model: 'smollm2' or a local Hugging Face directory")
     head: Literal["tokcls", "labeltok", "probe", "implicit"] = option("tokcls", "PRM head")
     format: Literal["trl", "qwen_prm", "math_shepherd"] = option(
@@ -88,7 +89,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
     """Run a whole training from a config; return the report written beside the checkpoint."""
     from prmkit.errors import ConfigError
     from prmkit.io import write_json
-    from prmkit.prm.checkpoint import save_prm
+    from prmkit.prm.checkpoint import check_checkpoint_target, save_prm
     from prmkit.prm.spec import PRMSpec
     from prmkit.records import LabeledTrace, read_records
     from prmkit.train.collate import build_examples, split_eval
@@ -99,6 +100,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
             raise ConfigError(
                 f"missing '{name}'", got="", expected="a path", fix=f"pass --{name} PATH"
             )
+    check_checkpoint_target(cfg.out, overwrite=cfg.overwrite)  # before minutes of training
     overrides = {
         "max_length": cfg.max_length,
         "aggregation": cfg.aggregation,
@@ -154,7 +156,7 @@ def train(cfg: TrainConfig, log=print) -> dict:
         seed=cfg.seed,
         log=log,
     )
-    save_prm(prm, cfg.out)
+    save_prm(prm, cfg.out, overwrite=cfg.overwrite)
     report = {
         "config": dataclasses.asdict(cfg),
         "data": dataclasses.asdict(stats),
