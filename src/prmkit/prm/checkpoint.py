@@ -7,6 +7,16 @@ Layout of a checkpoint directory::
     probe.safetensors        probe head only
     ref/                     implicit head only: the frozen reference model
 
+:func:`save_prm` writes only into a new or empty folder, or over an existing checkpoint (a folder
+with ``prm_spec.json``) when ``overwrite=True``; it never deletes a folder of other files. A
+replacement is written beside the target as ``.NAME.PID-XXXXXXXX.new``, the old checkpoint is
+renamed aside to ``.NAME.PID-XXXXXXXX.old``, the new one renamed in, then the old one deleted. A
+kill at any point leaves a loadable checkpoint: the old or the new one at ``NAME``; if the kill
+fell between the two renames, ``NAME`` is missing and the old checkpoint sits in the ``.old``
+folder, which the next :func:`load_prm` or :func:`save_prm` of ``NAME`` renames back. Leftover
+``.new``/``.old`` folders of a killed save are removed by the next save of ``NAME`` once their
+process is gone and they are older than :data:`prmkit.io.STALE_SECONDS`.
+
 Example:
     >>> prm = load_prm("runs/prm-tokcls")  # doctest: +SKIP
     >>> prm.spec.head  # doctest: +SKIP
@@ -15,18 +25,19 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from prmkit.errors import ModelLoadError
+from prmkit.errors import ConfigError, ModelLoadError
+from prmkit.io import make_sibling_dir, remove_stale_siblings, stale_siblings
 from prmkit.prm.heads import PRM, ProbeHead, truncate_for_probe
-from prmkit.prm.spec import PRMSpec, load_spec, save_spec
+from prmkit.prm.spec import SPEC_FILE, PRMSpec, load_spec, save_spec
 
-__all__ = ["load_prm", "save_prm"]
+__all__ = ["check_checkpoint_target", "load_prm", "save_prm"]
 
 PROBE_FILE = "probe.safetensors"
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
@@ -39,16 +50,85 @@ def _unwrap(model: Any) -> Any:
     return model
 
 
-def save_prm(prm: PRM, directory: str | os.PathLike[str]) -> Path:
-    """Write a self-contained checkpoint atomically (into a temp dir, then renamed).
+def _restore_aside(directory: Path) -> None:
+    """If a killed save left ``directory`` missing and the old checkpoint aside, rename it back."""
+    if directory.exists() or directory.is_symlink():
+        return
+    for aside in stale_siblings(directory, "old", min_age=0):
+        if (aside / SPEC_FILE).is_file():
+            with contextlib.suppress(OSError):  # another process restored it first
+                os.replace(aside, directory)
+            return
+
+
+def check_checkpoint_target(directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Refuse a checkpoint target that holds anything but a checkpoint we may replace.
+
+    Call it before training, so a bad ``--out`` fails in seconds; :func:`save_prm` calls it too.
+    Also restores a checkpoint a killed save left aside (see the module docstring).
+
+    Args:
+        directory: The checkpoint folder to write.
+        overwrite: Allow replacing an existing checkpoint (a folder with ``prm_spec.json``).
+
+    Returns:
+        The absolute target path.
+
+    Raises:
+        ConfigError: the target is a file, a non-empty folder that is not a prmkit checkpoint,
+            or a checkpoint while ``overwrite`` is false.
+    """
+    directory = Path(directory).absolute()
+    _restore_aside(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(
+            "the checkpoint path is a file",
+            got=str(directory),
+            expected="a new or empty folder, or an existing prmkit checkpoint",
+            fix="choose another output folder",
+        )
+    if not directory.is_dir() or not any(directory.iterdir()):
+        return directory
+    if not (directory / SPEC_FILE).is_file():
+        raise ConfigError(
+            f"the output folder is not empty and is not a prmkit checkpoint (no {SPEC_FILE}); "
+            "nothing was deleted",
+            got=str(directory),
+            expected="a new or empty folder, or an existing prmkit checkpoint",
+            fix="choose a new output folder (prmkit never replaces a folder it did not write)",
+        )
+    if not overwrite:
+        raise ConfigError(
+            "the output folder already holds a prmkit checkpoint",
+            got=str(directory),
+            expected="a new or empty folder, or overwrite=true to replace the checkpoint",
+            fix="pass overwrite=true (the whole folder is replaced) or choose another folder",
+        )
+    return directory
+
+
+def save_prm(prm: PRM, directory: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write a self-contained checkpoint atomically (into a folder beside it, then renamed).
 
     LoRA adapters are merged into the weights first.
+
+    Args:
+        prm: The PRM to save.
+        directory: The checkpoint folder: new, empty, or (with ``overwrite``) a checkpoint.
+        overwrite: Replace an existing checkpoint there.
+
+    Raises:
+        ConfigError: see :func:`check_checkpoint_target`.
     """
     from safetensors.torch import save_file
 
-    directory = Path(directory)
+    directory = check_checkpoint_target(directory, overwrite=overwrite)
     directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    remove_stale_siblings(directory, "new")
+    if directory.exists():
+        remove_stale_siblings(directory, "old")
+    tmp = make_sibling_dir(directory, "new")
+    aside = None
     try:
         model = _unwrap(prm.model)
         model.save_pretrained(tmp, safe_serialization=True)
@@ -60,11 +140,16 @@ def save_prm(prm: PRM, directory: str | os.PathLike[str]) -> Path:
             prm.ref_model.save_pretrained(tmp / "ref", safe_serialization=True)
         save_spec(prm.spec, tmp)
         if directory.exists():
-            shutil.rmtree(directory)
+            aside = make_sibling_dir(directory, "old")
+            os.replace(directory, aside)
         os.replace(tmp, directory)
     except BaseException:
+        if aside is not None and not directory.exists():
+            os.replace(aside, directory)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
     return directory
 
 
@@ -127,6 +212,7 @@ def load_prm(
     )
 
     path = Path(directory)
+    _restore_aside(path.absolute())
     if not (path / "config.json").exists():
         raise ModelLoadError(
             "not a checkpoint directory",
