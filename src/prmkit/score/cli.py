@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from prmkit.cli import add_config_arguments, stage_config
-from prmkit.config import option
+from prmkit.config import Dtype, check_ranges, option
 
 __all__ = ["ScoreConfig", "add_arguments", "run"]
 
@@ -24,16 +24,19 @@ class ScoreConfig:
     prm: str = option("", "PRM checkpoint directory (with prm_spec.json)")
     traces: str = option("", "input Trace/LabeledTrace records (.jsonl or .parquet)")
     out: str = option("", "output ScoredTrace records (.jsonl or .parquet)")
-    batch_size: int = option(8, "traces per forward pass (length-bucketed)")
-    max_batch_tokens: int = option(0, "cap on padded tokens per batch (0 = none)")
+    batch_size: int = option(8, "traces per forward pass (length-bucketed)", ge=1)
+    max_batch_tokens: int = option(0, "cap on padded tokens per batch (0 = none)", ge=0)
     device: str = option("cpu", "torch device")
-    dtype: str = option("float32", "torch dtype: float32, bfloat16, float16")
+    dtype: Dtype = option("float32", "torch dtype")
     trust_remote_code: bool = option(False, "allow a checkpoint's own model code (opt-in)")
     spec: str = option(
         "",
         "a prm_spec.json to use instead of the checkpoint's own (for a plain "
         "local model directory such as a Math-Shepherd or Qwen2.5-Math-PRM copy)",
     )
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from prmkit.cli import add_config_arguments, stage_config
-from prmkit.config import option
+from prmkit.config import Dtype, check_ranges, option
 from prmkit.errors import ConfigError
 
 __all__ = ["SearchConfig", "add_arguments", "run"]
@@ -39,25 +39,27 @@ class SearchConfig:
     policy: str = option("smollm2", "policy model: 'smollm2' or a local HF directory")
     adapter: str | None = option(None, "LoRA adapter directory merged into the policy")
     out: str = option("search.jsonl", "output: one ScoredTrace per problem")
-    n: int = option(8, "beam/dvts: total beams per round (the budget)")
-    m: int = option(4, "beam/dvts: beam width (children per kept beam)")
-    k: int = option(4, "greedy: candidate steps per round")
-    max_steps: int = option(12, "rounds; the last one completes each solution")
-    step_tokens: int = option(96, "token budget of one step")
-    final_tokens: int = option(256, "token budget of the last round's continuation")
-    temperature: float = option(0.8, "sampling temperature")
-    top_p: float = option(1.0, "nucleus sampling mass (1 = off)")
-    top_k: int = option(0, "top-k sampling (0 = off)")
-    aggregation: str | None = option(None, "min/prod/last/mean (None: the PRM spec's default)")
-    seed: int = option(0, "seed; the same seed and inputs give the same output")
-    limit: int | None = option(None, "use only the first N problems")
+    n: int = option(8, "beam/dvts: total beams per round (the budget)", ge=1)
+    m: int = option(4, "beam/dvts: beam width (children per kept beam)", ge=1)
+    k: int = option(4, "greedy: candidate steps per round", ge=1)
+    max_steps: int = option(12, "rounds; the last one completes each solution", ge=1)
+    step_tokens: int = option(96, "token budget of one step", ge=1)
+    final_tokens: int = option(256, "token budget of the last round's continuation", ge=1)
+    temperature: float = option(0.8, "sampling temperature (0 = greedy)", ge=0)
+    top_p: float = option(1.0, "nucleus sampling mass (1 = off)", gt=0, le=1)
+    top_k: int = option(0, "top-k sampling (0 = off)", ge=0)
+    aggregation: Literal["min", "prod", "last", "mean"] | None = option(
+        None, "trace score from step scores (None: the PRM spec's default)"
+    )
+    seed: int = option(0, "seed; the same seed and inputs give the same output", ge=0)
+    limit: int | None = option(None, "use only the first N problems", ge=1)
     prm_mode: Literal["auto", "kv", "recompute"] = option(
         "auto", "incremental scoring: kv cache of the prefix, or recompute (see docs/search.md)"
     )
-    prm_batch_size: int = option(16, "PRM rows per forward pass")
-    batch_size: int = option(32, "policy rows decoded together")
+    prm_batch_size: int = option(16, "PRM rows per forward pass", ge=1)
+    batch_size: int = option(32, "policy rows decoded together", ge=1)
     device: str = option("cpu", "torch device for both models")
-    dtype: str = option("float32", "torch dtype for both models")
+    dtype: Dtype = option("float32", "torch dtype for both models")
     system: str | None = option(None, "policy system message (None: the template's default)")
     chat: bool = option(True, "render policy prompts with the chat template")
     check: bool = option(True, "set meta['correct'] (exact checker on the arithmetic task)")
@@ -66,8 +68,11 @@ class SearchConfig:
     match: Literal["completion", "total"] = option(
         "completion", "tokens matched: completion, or prompt + completion"
     )
-    bon_max_n: int = option(64, "best-of-N: most samples per problem")
+    bon_max_n: int = option(64, "best-of-N: most samples per problem", ge=1)
     bon_out: str | None = option(None, "best-of-N: write its scored samples here")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 _FLAGS = ("method", "problems", "prm", "policy", "out", "compare_out")

@@ -1,0 +1,251 @@
+"""Hardening (issue 10): every config value in range, empty inputs refused, ProcessBench files
+that do not match the data reported or refused."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+
+import pytest
+
+from prmkit.cli import main
+from prmkit.config import check_range, config_help, load_config, option
+from prmkit.errors import ConfigError
+from prmkit.generate.cli import GenerateConfig
+from prmkit.policy.cli import WarmupConfig
+from prmkit.score.cli import ScoreConfig
+from prmkit.search.cli import SearchConfig
+from prmkit.tasks.cli import ProblemsConfig
+from prmkit.train.cli import TrainConfig
+
+CONFIGS = [ProblemsConfig, GenerateConfig, WarmupConfig, TrainConfig, ScoreConfig, SearchConfig]
+# numeric fields whose range depends on something else, checked where that is known
+UNRANGED = {("TrainConfig", "probe_layer")}  # -n-1..n for a model of n layers (heads.py)
+
+NAN = float("nan")
+
+# (config, key, bad value, the allowed range as the error states it)
+OUT_OF_RANGE = [
+    (ProblemsConfig, "n", -1, ">= 1"),
+    (ProblemsConfig, "n", 0, ">= 1"),
+    (ProblemsConfig, "seed", -1, ">= 0"),
+    (ProblemsConfig, "start_index", -1, ">= 0"),
+    (ProblemsConfig, "n_steps", 0, ">= 1"),
+    (ProblemsConfig, "min_steps", 0, ">= 1"),
+    (ProblemsConfig, "max_steps", 0, ">= 1"),
+    (ProblemsConfig, "max_value", 0, ">= 1"),
+    (ProblemsConfig, "limit", -1, ">= 1"),
+    (ProblemsConfig, "limit", 0, ">= 1"),
+    (GenerateConfig, "n", 0, ">= 1"),
+    (GenerateConfig, "temperature", -0.1, ">= 0"),
+    (GenerateConfig, "temperature", NAN, ">= 0"),
+    (GenerateConfig, "top_p", 0.0, "in (0, 1]"),
+    (GenerateConfig, "top_p", 1.5, "in (0, 1]"),
+    (GenerateConfig, "top_k", -1, ">= 0"),
+    (GenerateConfig, "max_new_tokens", 0, ">= 1"),
+    (GenerateConfig, "seed", -1, ">= 0"),
+    (GenerateConfig, "limit", -1, ">= 1"),
+    (GenerateConfig, "batch_size", 0, ">= 1"),
+    (GenerateConfig, "problems_per_call", 0, ">= 1"),
+    (WarmupConfig, "n_examples", 0, ">= 1"),
+    (WarmupConfig, "min_steps", 0, ">= 1"),
+    (WarmupConfig, "max_steps", 0, ">= 1"),
+    (WarmupConfig, "max_value", 0, ">= 1"),
+    (WarmupConfig, "lora_r", -1, ">= 1"),
+    (WarmupConfig, "lora_r", 0, ">= 1"),
+    (WarmupConfig, "lora_alpha", 0, ">= 1"),
+    (WarmupConfig, "lora_dropout", 1.0, "in [0, 1)"),
+    (WarmupConfig, "lora_dropout", -0.1, "in [0, 1)"),
+    (WarmupConfig, "lora_layers", -1, ">= 0"),
+    (WarmupConfig, "lr", -1.0, "> 0"),
+    (WarmupConfig, "lr", math.inf, "> 0"),
+    (WarmupConfig, "batch_size", 0, ">= 1"),
+    (WarmupConfig, "epochs", 0, ">= 1"),
+    (WarmupConfig, "warmup_steps", -1, ">= 0"),
+    (WarmupConfig, "max_seq_len", 0, ">= 1"),
+    (WarmupConfig, "seed", -1, ">= 0"),
+    (WarmupConfig, "threads", -1, ">= 0"),
+    (WarmupConfig, "eval_problems", -1, ">= 0"),
+    (WarmupConfig, "eval_steps", 0, ">= 1"),
+    (WarmupConfig, "eval_seed", -1, ">= 0"),
+    (WarmupConfig, "eval_k", 0, ">= 1"),
+    (WarmupConfig, "eval_temperature", -1.0, ">= 0"),
+    (WarmupConfig, "eval_max_new_tokens", 0, ">= 1"),
+    (WarmupConfig, "eval_batch_size", 0, ">= 1"),
+    (TrainConfig, "max_length", 0, ">= 1"),
+    (TrainConfig, "error_weight", 0.0, "> 0"),
+    (TrainConfig, "error_weight", NAN, "> 0"),
+    (TrainConfig, "beta", 0.0, "> 0"),
+    (TrainConfig, "probe_hidden", -1, ">= 0"),
+    (TrainConfig, "lora_r", -1, ">= 0"),
+    (TrainConfig, "lora_alpha", 0, ">= 1"),
+    (TrainConfig, "lr", -1.0, "> 0"),
+    (TrainConfig, "lr", NAN, "> 0"),
+    (TrainConfig, "weight_decay", -0.1, ">= 0"),
+    (TrainConfig, "epochs", -1, ">= 1"),
+    (TrainConfig, "epochs", 0, ">= 1"),
+    (TrainConfig, "batch_size", 0, ">= 1"),
+    (TrainConfig, "max_steps", -1, ">= 0"),
+    (TrainConfig, "eval_fraction", 1.0, "in [0, 1)"),
+    (TrainConfig, "eval_fraction", -0.1, "in [0, 1)"),
+    (TrainConfig, "eval_every", -1, ">= 0"),
+    (TrainConfig, "patience", -1, ">= 0"),
+    (TrainConfig, "seed", -1, ">= 0"),
+    (ScoreConfig, "batch_size", 0, ">= 1"),
+    (ScoreConfig, "max_batch_tokens", -1, ">= 0"),
+    (SearchConfig, "n", 0, ">= 1"),
+    (SearchConfig, "m", 0, ">= 1"),
+    (SearchConfig, "k", 0, ">= 1"),
+    (SearchConfig, "max_steps", 0, ">= 1"),
+    (SearchConfig, "step_tokens", 0, ">= 1"),
+    (SearchConfig, "final_tokens", 0, ">= 1"),
+    (SearchConfig, "temperature", -1.0, ">= 0"),
+    (SearchConfig, "top_p", 0.0, "in (0, 1]"),
+    (SearchConfig, "top_k", -1, ">= 0"),
+    (SearchConfig, "seed", -1, ">= 0"),
+    (SearchConfig, "limit", 0, ">= 1"),
+    (SearchConfig, "prm_batch_size", 0, ">= 1"),
+    (SearchConfig, "batch_size", 0, ">= 1"),
+    (SearchConfig, "bon_max_n", 0, ">= 1"),
+]
+
+# (config, key, a value outside its closed set of choices)
+BAD_CHOICE = [
+    (ProblemsConfig, "split", "dev"),
+    (GenerateConfig, "dtype", "nonsense"),
+    (GenerateConfig, "segmentation", "paragraphs"),
+    (TrainConfig, "head", "mlp"),
+    (TrainConfig, "format", "prm800k"),
+    (TrainConfig, "on_truncation", "skip"),
+    (TrainConfig, "aggregation", "max"),
+    (ScoreConfig, "dtype", "nonsense"),
+    (SearchConfig, "aggregation", "max"),
+    (SearchConfig, "dtype", "nonsense"),
+]
+
+
+def _yaml(value):
+    if isinstance(value, float) and math.isnan(value):
+        return ".nan"
+    if value == math.inf:
+        return ".inf"
+    return str(value)
+
+
+# --------------------------------------------------------------------------- A: config ranges
+
+
+@pytest.mark.parametrize(("cls", "key", "value", "rule"), OUT_OF_RANGE)
+def test_out_of_range_value_names_key_value_and_range(cls, key, value, rule):
+    with pytest.raises(ConfigError) as info:
+        load_config(cls, None, [f"{key}={_yaml(value)}"])
+    message = str(info.value)
+    assert f"command line: '{key}' out of range" in message
+    assert f"got {value!r}" in message and rule in message
+    with pytest.raises(ConfigError, match=f"'{key}' out of range"):
+        cls(**{key: value})  # a Python user gets the same error
+
+
+@pytest.mark.parametrize(("cls", "key", "value"), BAD_CHOICE)
+def test_value_outside_a_closed_set_is_refused(cls, key, value):
+    with pytest.raises(ConfigError, match=f"wrong type for '{key}'"):
+        load_config(cls, None, [f"{key}={value}"])
+    with pytest.raises(ConfigError, match=f"wrong type for '{key}'"):
+        cls(**{key: value})
+
+
+@pytest.mark.parametrize("cls", CONFIGS)
+def test_every_numeric_field_has_a_range_and_help_shows_it(cls):
+    hints = typing.get_type_hints(cls)
+    text = config_help(cls)
+    cls()  # the defaults are in range
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        if not {int, float} & set(kinds) or (cls.__name__, f.name) in UNRANGED:
+            continue
+        assert "range" in f.metadata, f"{cls.__name__}.{f.name} has no range"
+        line = next(x for x in text.splitlines() if x.startswith(f"  {f.name} ("))
+        assert any(op in line.split("):")[0] for op in (">", "<", " in ")), line
+
+
+def test_help_line_shows_the_range():
+    assert "  batch_size (int, default 8, >= 1): traces per forward pass" in config_help(
+        ScoreConfig
+    )
+    assert "top_p (float, default 1.0, in (0, 1])" in config_help(GenerateConfig)
+
+
+def test_option_range_rules():
+    @dataclasses.dataclass
+    class Cfg:
+        p: float = option(0.5, "a probability", ge=0.0, le=1.0)
+        k: int | None = option(None, "optional count", ge=1)
+
+        def __post_init__(self):
+            from prmkit.config import check_ranges
+
+            check_ranges(self)
+
+    assert Cfg(p=0.0).p == 0.0 and Cfg(p=1).p == 1.0 and Cfg(k=None).k is None
+    for bad in ({"p": 1.01}, {"p": -0.0001}, {"p": NAN}, {"k": 0}):
+        with pytest.raises(ConfigError, match="out of range"):
+            Cfg(**bad)
+    with pytest.raises(ConfigError, match="wrong type for 'k'"):
+        Cfg(k="3")
+
+
+@pytest.mark.parametrize(
+    ("value", "bounds", "ok"),
+    [
+        (0, {"ge": 0}, True),
+        (0, {"gt": 0}, False),
+        (1.0, {"ge": 0, "lt": 1}, False),
+        (math.inf, {"ge": 0}, False),
+        (-math.inf, {"le": 0}, False),
+        (NAN, {"le": 1}, False),
+        (None, {"ge": 1}, True),
+    ],
+)
+def test_check_range(value, bounds, ok):
+    if ok:
+        check_range("x", value, **bounds)
+    else:
+        with pytest.raises(ConfigError, match="'x' out of range"):
+            check_range("x", value, **bounds)
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["problems", "n=-1"], "'n' out of range; got -1; expected an integer >= 1"),
+        (["generate", "problems=p.jsonl", "limit=-1"], "'limit' out of range; got -1"),
+        (["train", "--data", "d.jsonl", "--out", "o", "epochs=-1"], "'epochs' out of range"),
+        (["train", "--data", "d.jsonl", "--out", "o", "lr=-1"], "'lr' out of range"),
+        (["train", "--data", "d.jsonl", "--out", "o", "lora_r=-1"], "'lora_r' out of range"),
+        (["warmup", "lora_r=-1"], "'lora_r' out of range"),
+        (["score", "--prm", "p", "--traces", "t", "--out", "o", "batch_size=0"], "'batch_size'"),
+        (["score", "--prm", "p", "--traces", "t", "--out", "o", "dtype=nonsense"], "'dtype'"),
+        (["search", "--problems", "p", "--prm", "x", "batch_size=0"], "'batch_size' out of"),
+    ],
+)
+def test_cli_refuses_out_of_range_config(argv, fragment, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 1
+    assert fragment in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_literal_choices_match_their_registries():
+    from prmkit.prm.spec import AGGREGATIONS, FORMATS, HEADS
+    from prmkit.steps import STRATEGIES
+
+    train = typing.get_type_hints(TrainConfig)
+    assert typing.get_args(train["head"]) == HEADS
+    assert set(typing.get_args(train["format"])) == set(FORMATS)
+    assert typing.get_args(train["aggregation"]) == AGGREGATIONS
+    search = typing.get_args(typing.get_type_hints(SearchConfig)["aggregation"])
+    assert typing.get_args(search[0]) == AGGREGATIONS
+    assert typing.get_args(typing.get_type_hints(GenerateConfig)["segmentation"]) == STRATEGIES
