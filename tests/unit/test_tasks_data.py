@@ -1,4 +1,5 @@
-"""GSM8K / MATH-500 loaders on the real files, and final-answer extraction and checking."""
+"""GSM8K / MATH-500 loaders on the real files (the shipped sample everywhere, the full shared
+copies when present), and final-answer extraction and checking."""
 
 from __future__ import annotations
 
@@ -23,10 +24,18 @@ from prmkit.tasks.math500 import load_math500
 
 # ----------------------------------------------------------------------------- loaders
 
+# problems per split: the shipped sample (tests/fixtures/data) and the full shared copies
+COUNTS = {
+    "sample": {"train": 4, "test": 3, "math500": 5, "levels": {2, 3, 5}},
+    "full": {"train": 7473, "test": 1319, "math500": 500, "levels": {1, 2, 3, 4, 5}},
+}
 
-@pytest.mark.parametrize(("split", "count"), [("train", 7473), ("test", 1319)])
-def test_gsm8k_counts_and_fields(shared_data, split, count):
-    problems = load_gsm8k(split, data_dir=shared_data)
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_gsm8k_counts_and_fields(real_data, split):
+    name, root = real_data
+    problems = load_gsm8k(split, data_dir=root)
+    count = COUNTS[name][split]
     assert len(problems) == count
     assert len({p.id for p in problems}) == count
     for p in problems:
@@ -34,8 +43,8 @@ def test_gsm8k_counts_and_fields(shared_data, split, count):
         assert p.meta["gold_steps"] and not any("<<" in s for s in p.meta["gold_steps"])
 
 
-def test_gsm8k_first_test_problem(shared_data):
-    p = load_gsm8k("test", data_dir=shared_data, limit=1)[0]
+def test_gsm8k_first_test_problem(real_data):
+    p = load_gsm8k("test", data_dir=real_data[1], limit=1)[0]
     assert p.id == "gsm8k-test-0" and p.answer == "18"
     assert p.prompt.startswith("Janet")
     assert gold_solution(p) == [
@@ -45,36 +54,36 @@ def test_gsm8k_first_test_problem(shared_data):
     ]
 
 
-def test_gsm8k_answers_with_commas_are_normalized(shared_data):
-    answers = {p.answer for p in load_gsm8k("train", data_dir=shared_data)}
+def test_gsm8k_answers_with_commas_are_normalized(real_data):
+    answers = {p.answer for p in load_gsm8k("train", data_dir=real_data[1])}
     assert "1080" in answers and not any("," in a for a in answers)
 
 
-def test_gsm8k_gold_solutions_check_correct(shared_data):
+def test_gsm8k_gold_solutions_check_correct(real_data):
+    name, root = real_data
     stats = VerifyStats()
-    for p in load_gsm8k("test", data_dir=shared_data):
+    for p in load_gsm8k("test", data_dir=root):
         assert check_answer(p, "\n\n".join(gold_solution(p)), stats=stats), p.id
-    assert stats.correct == stats.calls == 1319 and stats.failures == 0
+    assert stats.correct == stats.calls == COUNTS[name]["test"] and stats.failures == 0
 
 
-def test_math500_count_and_fields(shared_data):
-    problems = load_math500(data_dir=shared_data)
-    assert len(problems) == 500
+def test_math500_count_and_fields(real_data):
+    name, root = real_data
+    problems = load_math500(data_dir=root)
+    assert len(problems) == COUNTS[name]["math500"]
     assert problems[0].answer == "\\left( 3, \\frac{\\pi}{2} \\right)"
     assert problems[0].meta["unique_id"] == "test/precalculus/807.json"
-    assert {p.meta["level"] for p in problems} == {1, 2, 3, 4, 5}
-    assert load_math500(data_dir=shared_data, limit=3) == problems[:3]
+    assert {p.meta["level"] for p in problems} == COUNTS[name]["levels"]
+    assert load_math500(data_dir=root, limit=3) == problems[:3]
 
 
-@pytest.mark.integration
-@pytest.mark.slow
-def test_math500_gold_answers_verify(shared_data):
+def test_math500_gold_answers_verify_on_the_sample(sample_data):
+    """The full-data run (500 problems, ~15 s) is in tests/integration/test_tasks_data_full.py."""
     stats = VerifyStats()
-    problems = load_math500(data_dir=shared_data)
-    for p in problems:
+    for p in load_math500(data_dir=sample_data):
         assert verify_answer(p.answer, p.answer, lenient=True, stats=stats), p.answer
         assert check_answer(p, p.meta["solution"], lenient=True, stats=stats), p.id
-    assert stats.failures == 0 and stats.correct == 1000
+    assert stats.failures == 0 and stats.correct == 10
 
 
 def _write(path, rows):
