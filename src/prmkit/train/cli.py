@@ -87,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train(cfg: TrainConfig, log=print) -> dict:
     """Run a whole training from a config; return the report written beside the checkpoint."""
-    from prmkit.errors import ConfigError
+    from prmkit.errors import ConfigError, DataFormatError
     from prmkit.io import write_json
     from prmkit.prm.checkpoint import check_checkpoint_target, save_prm
     from prmkit.prm.spec import PRMSpec
@@ -101,6 +101,15 @@ def train(cfg: TrainConfig, log=print) -> dict:
                 f"missing '{name}'", got="", expected="a path", fix=f"pass --{name} PATH"
             )
     check_checkpoint_target(cfg.out, overwrite=cfg.overwrite)  # before minutes of training
+    records = {}  # read before the model loads
+    for path in filter(None, (cfg.data, cfg.eval_data)):
+        records[path] = read_records(path, LabeledTrace)
+        if not records[path]:
+            raise DataFormatError(
+                f"0 labelled traces in {path}",
+                expected="at least one LabeledTrace",
+                fix="pass the output of prmkit annotate or check (did it write nothing?)",
+            )
     overrides = {
         "max_length": cfg.max_length,
         "aggregation": cfg.aggregation,
@@ -126,14 +135,10 @@ def train(cfg: TrainConfig, log=print) -> dict:
         "until_first_error": cfg.until_first_error,
         "on_truncation": cfg.on_truncation,
     }
-    examples, stats = build_examples(
-        prm.spec, prm.tokenizer, read_records(cfg.data, LabeledTrace), **kw
-    )
+    examples, stats = build_examples(prm.spec, prm.tokenizer, records[cfg.data], **kw)
     if cfg.eval_data:
         train_set = examples
-        held, eval_stats = build_examples(
-            prm.spec, prm.tokenizer, read_records(cfg.eval_data, LabeledTrace), **kw
-        )
+        held, eval_stats = build_examples(prm.spec, prm.tokenizer, records[cfg.eval_data], **kw)
     else:
         train_set, held = split_eval(examples, cfg.eval_fraction, cfg.seed)
         eval_stats = None
