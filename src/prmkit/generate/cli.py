@@ -83,11 +83,23 @@ def read_problems(path: str | Path, limit: int | None = None) -> list[Problem]:
     """Problem records, or ``{prompt, answer?, id?}`` JSONL objects turned into Problems.
 
     Raises:
-        DataFormatError: a line is neither a Problem record nor has a ``prompt``.
+        DataFormatError: a line is neither a Problem record nor has a ``prompt``; no problems.
     """
     path = Path(path)
     if path.suffix == ".parquet":
-        return read_records(path, Problem)[:limit]
+        problems = read_records(path, Problem)[:limit]
+    else:
+        problems = _jsonl_problems(path, limit)
+    if not problems:
+        raise DataFormatError(
+            f"0 problems in {path}",
+            expected="at least one Problem record or object with 'prompt'",
+            fix="pass the output of prmkit problems (did an earlier stage write nothing?)",
+        )
+    return problems
+
+
+def _jsonl_problems(path: Path, limit: int | None) -> list[Problem]:
     problems: list[Problem] = []
     for lineno, obj in iter_jsonl(path):
         if limit is not None and len(problems) >= limit:

@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score the traces and write ScoredTrace records."""
-    from prmkit.errors import ConfigError
+    from prmkit.errors import ConfigError, DataFormatError
     from prmkit.records import Trace, read_records, write_records
     from prmkit.score.scorer import PRMScorer
 
@@ -68,6 +68,12 @@ def run(args: argparse.Namespace) -> int:
                 f"missing '{name}'", got="", expected="a path", fix=f"pass --{name} PATH"
             )
     traces = read_records(cfg.traces, Trace)
+    if not traces:
+        raise DataFormatError(
+            f"0 traces in {cfg.traces}",
+            expected="at least one Trace record",
+            fix="pass the output of prmkit generate (did an earlier stage write nothing?)",
+        )
     start = time.perf_counter()
     spec = None
     if cfg.spec:

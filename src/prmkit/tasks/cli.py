@@ -16,7 +16,7 @@ from typing import Literal
 
 from prmkit.cli import add_config_arguments, stage_config
 from prmkit.config import check_ranges, option
-from prmkit.errors import ConfigError
+from prmkit.errors import ConfigError, DataFormatError
 from prmkit.records import Problem, write_records
 
 __all__ = ["ProblemsConfig", "add_arguments", "build_problems", "run"]
@@ -64,8 +64,24 @@ def _pair(name: str, value: list[int]) -> tuple[int, int]:
     return value[0], value[1]
 
 
+def _nonempty(problems: list[Problem], relative: str, data_dir: str | None) -> list[Problem]:
+    if not problems:
+        from prmkit.tasks.data import data_file
+
+        raise DataFormatError(
+            f"0 problems in {data_file(relative, data_dir)}",
+            expected="a data file with at least one problem",
+            fix="restore the data file, or point data_dir at a complete copy",
+        )
+    return problems
+
+
 def build_problems(cfg: ProblemsConfig) -> list[Problem]:
-    """The problems a config asks for."""
+    """The problems a config asks for.
+
+    Raises:
+        DataFormatError: a GSM8K / MATH-500 data file holds no problems.
+    """
     if cfg.task == "arithmetic":
         from prmkit.tasks.arithmetic import generate
 
@@ -85,7 +101,8 @@ def build_problems(cfg: ProblemsConfig) -> list[Problem]:
     if cfg.task == "gsm8k":
         from prmkit.tasks.gsm8k import load_gsm8k
 
-        return load_gsm8k(cfg.split, data_dir=cfg.data_dir, limit=cfg.limit)
+        problems = load_gsm8k(cfg.split, data_dir=cfg.data_dir, limit=cfg.limit)
+        return _nonempty(problems, f"gsm8k/{cfg.split}.jsonl", cfg.data_dir)
     if cfg.split != "test":
         raise ConfigError(
             "MATH-500 has only a test split",
@@ -95,7 +112,8 @@ def build_problems(cfg: ProblemsConfig) -> list[Problem]:
         )
     from prmkit.tasks.math500 import load_math500
 
-    return load_math500(data_dir=cfg.data_dir, limit=cfg.limit)
+    problems = load_math500(data_dir=cfg.data_dir, limit=cfg.limit)
+    return _nonempty(problems, "math500/test.jsonl", cfg.data_dir)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
