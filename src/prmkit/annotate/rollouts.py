@@ -12,7 +12,9 @@ content (each state's key and first missing index). Which calls a job makes depe
 results of earlier calls, and every call is stored whole or not at all, so a job resumed after
 ``kill -9`` makes exactly the calls the uninterrupted job made after that point, with the same
 seeds, and ends with the same rollouts and labels. Rollouts are content-addressed: two traces that
-share a prefix (every trace shares the empty prefix of its problem) share its rollouts.
+share a prefix (every trace shares the empty prefix of its problem) share its rollouts. Jobs may
+share a store: what :meth:`RolloutEngine.rollouts` returns is read back from the store, so when two
+jobs draw the same rollouts, both label from the ones stored first.
 
 Example:
     >>> engine = RolloutEngine(generator, store, checker, problems, seed=0)  # doctest: +SKIP

@@ -7,8 +7,13 @@ stored twice. Rollouts are written one generator call at a time, each call in on
 after ``kill -9`` the store holds whole calls only; a resumed job finds them and draws exactly the
 missing ones again, with the same seeds.
 
+Several jobs may share a store. A rollout whose key is already stored (another job drew it first)
+is not inserted again, and callers read back what the store holds: the first writer's rollouts
+win, and every job labels from the same rollouts.
+
 The database runs in WAL mode: readers (a progress monitor, a second labeler) never block the
-writer, and a crash never corrupts what was committed.
+writer, and a crash never corrupts what was committed. Concurrent writers wait for each other
+(up to :data:`BUSY_TIMEOUT_S` seconds per transaction).
 
 Example:
     >>> store = RolloutStore(":memory:")
@@ -16,6 +21,7 @@ Example:
     >>> store.add(ns, [Rollout(state="s1", idx=0, trace_id="t0", prefix_len=1, text="= 4",
     ...                        answer="4", correct=True, prompt_tokens=12,
     ...                        completion_tokens=3, finish_reason="eos", seed=7)])
+    1
     >>> [r.answer for r in store.get(ns, "s1", 1)]
     ['4']
 """
@@ -33,7 +39,10 @@ from typing import Any
 
 from prmkit.errors import DataFormatError
 
-__all__ = ["Rollout", "RolloutStore", "derive_seed"]
+__all__ = ["BUSY_TIMEOUT_S", "Rollout", "RolloutStore", "derive_seed"]
+
+BUSY_TIMEOUT_S = 60.0
+"""How long a write waits for another job's transaction on the same store."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -115,7 +124,7 @@ class RolloutStore:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
@@ -155,20 +164,22 @@ class RolloutStore:
         ).fetchone()
         return None if row is None else json.loads(row[0])
 
-    def add(self, namespace: str, rollouts: Sequence[Rollout]) -> None:
-        """Insert rollouts in one transaction: all of them are stored, or none.
+    def add(self, namespace: str, rollouts: Sequence[Rollout]) -> int:
+        """Insert rollouts in one transaction; return how many were new.
 
-        Raises:
-            sqlite3.IntegrityError: a ``(state, idx)`` is already stored (a caller bug: callers
-                only draw the indices :meth:`count` says are missing).
+        A rollout whose ``(state, idx)`` is already stored is skipped (another job on the store
+        drew it first); read the stored ones back with :meth:`get`.
         """
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
+            before = self._db.total_changes
             self._db.executemany(
                 f"INSERT INTO rollouts (namespace, {', '.join(_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))})",
+                f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))}) "
+                "ON CONFLICT (namespace, state, idx) DO NOTHING",  # not OR IGNORE: NOT NULL raises
                 [(namespace, *astuple(r)) for r in rollouts],
             )
+            return self._db.total_changes - before
 
     def count(self, namespace: str, state: str) -> int:
         """How many rollouts of ``state`` are stored (they are always indices 0..count-1)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 
 import pytest
@@ -46,14 +47,17 @@ def test_store_round_trip_and_wal(tmp_path):
 def test_store_never_duplicates_and_batches_are_atomic(tmp_path):
     store = RolloutStore(tmp_path / "r.sqlite")
     ns = store.namespace({"a": 1})
-    store.add(ns, [_rollout("s", 0)])
+    assert store.add(ns, [_rollout("s", 0, "a")]) == 1
+    assert store.add(ns, [_rollout("s", 1), _rollout("s", 0, "b")]) == 1  # idx 0 is kept
+    assert [r.text for r in store.get(ns, "s")] == ["a", "x"]
+    broken = dataclasses.replace(_rollout("s", 3), text=None)  # NOT NULL
     with pytest.raises(sqlite3.IntegrityError):
-        store.add(ns, [_rollout("s", 1), _rollout("s", 0)])  # the second row is a duplicate
-    assert store.count(ns, "s") == 1  # the whole batch was rolled back, idx 1 included
+        store.add(ns, [_rollout("s", 2), broken])
+    assert store.count(ns, "s") == 2  # the whole batch was rolled back, idx 2 included
     other = store.namespace({"a": 2})
     assert other != ns
     store.add(other, [_rollout("s", 0)])  # same key in another namespace is fine
-    assert store.total() == (2, 6)
+    assert store.total() == (3, 9)
 
 
 def test_store_rejects_a_non_sqlite_file(tmp_path):
@@ -130,3 +134,40 @@ def test_engine_rejects_unknown_problem_and_short_generator(make_engine, traces)
     policy.continue_from = lambda prefixes, n, params, stop="solution": [[]]
     with pytest.raises(RecordError, match="wrong number of completions"):
         engine.rollouts([(State.of(traces[0], 2), 2)])
+
+
+def test_store_ignores_a_key_another_writer_stored_first(tmp_path):
+    first, second = RolloutStore(tmp_path / "r.sqlite"), RolloutStore(tmp_path / "r.sqlite")
+    ns = first.namespace({"a": 1})
+    assert second.namespace({"a": 1}) == ns
+    assert first.add(ns, [_rollout("s", 0, "first"), _rollout("s", 1, "first")]) == 2
+    # the second job counted 0 before the first one committed, drew its own, and adds them now
+    assert second.add(ns, [_rollout("s", 0, "late"), _rollout("s", 1, "late")]) == 0
+    assert [r.text for r in second.get(ns, "s")] == ["first", "first"]  # the first writer wins
+    assert second.total(ns) == (2, 6)
+
+
+def test_store_waits_for_a_concurrent_writer(tmp_path):
+    store = RolloutStore(tmp_path / "r.sqlite")
+    assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] >= 30_000
+
+
+def test_engines_sharing_a_store_return_what_it_holds(make_engine, traces, tmp_path):
+    """A job that drew rollouts another job stored meanwhile gets the stored ones back."""
+    path = tmp_path / "shared.sqlite"
+    first, _ = make_engine(slip=0.5, store=RolloutStore(path))
+    second, policy = make_engine(slip=0.5, store=RolloutStore(path), seed=99)
+    second.namespace = first.namespace  # one job config; seed 99 only makes its samples differ
+    state = State.of(traces[0], 2)
+
+    class Racing:
+        def continue_from(self, prefixes, n, params, stop="solution"):
+            first.rollouts([(state, 4)])  # the other job commits while this one samples
+            return policy.continue_from(prefixes, n, params, stop)
+
+    second.generator = Racing()
+    got = second.rollouts([(state, 4)])[0]
+    assert second.drawn.rollouts == 4  # it drew four, but the store kept the first job's
+    assert got == first.store.get(first.namespace, state.key)
+    assert {r.seed for r in got} != {seed for _, _, seed in policy.calls}
+    assert second.store.count(second.namespace, state.key) == 4
