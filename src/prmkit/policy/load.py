@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from prmkit.errors import ModelLoadError
-from prmkit.models.loading import BaseModel
+from prmkit.models.loading import BaseModel, check_safetensors
 
 __all__ = ["load_policy"]
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 def load_policy(
@@ -38,7 +40,9 @@ def load_policy(
         names the adapter too (``"<base path>+<adapter>"``).
 
     Raises:
-        ModelLoadError: the base model or the adapter cannot be found.
+        ModelLoadError: the base model or the adapter cannot be found, or holds no safetensors
+            weights (prmkit never unpickles ``pytorch_model.bin`` / ``adapter_model.bin``).
+        ConfigError: an unknown dtype or a device this machine lacks.
     """
     from prmkit.models import load_base
 
@@ -53,6 +57,7 @@ def load_policy(
             expected="a peft adapter directory with adapter_config.json",
             fix="run `prmkit warmup` and pass the folder it printed",
         )
+    check_safetensors(path, ADAPTER_WEIGHTS)  # peft would fall back to unpickling a .bin
     from peft import PeftModel
 
     merged = PeftModel.from_pretrained(loaded.model, str(path)).merge_and_unload()

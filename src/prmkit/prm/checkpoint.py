@@ -34,13 +34,13 @@ from typing import Any
 
 from prmkit.errors import ConfigError, ModelLoadError
 from prmkit.io import make_sibling_dir, remove_stale_siblings, stale_siblings
+from prmkit.models.loading import check_safetensors, resolve_device, resolve_dtype
 from prmkit.prm.heads import PRM, ProbeHead, truncate_for_probe
 from prmkit.prm.spec import SPEC_FILE, PRMSpec, load_spec, save_spec
 
 __all__ = ["check_checkpoint_target", "load_prm", "save_prm"]
 
 PROBE_FILE = "probe.safetensors"
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
 
 def _unwrap(model: Any) -> Any:
@@ -153,20 +153,8 @@ def save_prm(prm: PRM, directory: str | os.PathLike[str], *, overwrite: bool = F
     return directory
 
 
-def _check_no_pickle(path: Path) -> None:
-    weights = list(path.glob("*.safetensors"))
-    if not weights:
-        pickled = [p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES]
-        raise ModelLoadError(
-            "checkpoint has no safetensors weights",
-            got=pickled or str(path),
-            expected="model.safetensors (prmkit never loads pickled weights)",
-            fix="convert the weights to safetensors (save_pretrained with safe_serialization=True)",
-        )
-
-
 def _load_hf(cls: Any, path: Path, dtype: Any, device: str, trust_remote_code: bool) -> Any:
-    _check_no_pickle(path)
+    check_safetensors(path)
     try:
         model = cls.from_pretrained(
             str(path), dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
@@ -202,8 +190,9 @@ def load_prm(
     Raises:
         ModelLoadError: missing spec or weights, pickled weights only, or remote code needed
             without the opt-in.
+        ConfigError: an unknown ``dtype`` or a ``device`` this machine lacks
+            (see :func:`prmkit.models.loading.resolve_dtype`, ``resolve_device``).
     """
-    import torch
     from transformers import (
         AutoModel,
         AutoModelForCausalLM,
@@ -211,6 +200,8 @@ def load_prm(
         AutoTokenizer,
     )
 
+    torch_dtype = resolve_dtype(dtype)
+    device = resolve_device(device)
     path = Path(directory)
     _restore_aside(path.absolute())
     if not (path / "config.json").exists():
@@ -221,7 +212,6 @@ def load_prm(
             fix="pass the output directory of `prmkit train`",
         )
     spec = spec or load_spec(path)
-    torch_dtype = getattr(torch, dtype)
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     remote = "auto_map" in config
     if remote and not trust_remote_code:
