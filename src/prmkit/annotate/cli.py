@@ -9,19 +9,28 @@ Run the same command again after a crash or ``kill -9``: stored rollouts are reu
 ones are drawn with the same seeds, and the labels equal those of an uninterrupted run. Changing
 the policy, sampling settings or ``--seed`` starts a fresh namespace in the same store; changing
 only the labelling (``--label``, ``--method binary`` after ``mc``...) reuses what is stored.
+Several jobs may share one store; rollouts another job stored first are reused.
+
+Before any work, annotate refuses out-of-range flags, an ``--out`` or ``--store`` path that is
+also an input, and a traces file with no traces.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prmkit.errors import ConfigError
+from prmkit.errors import ConfigError, DataFormatError
+from prmkit.io import check_distinct_output
 from prmkit.records import LabeledTrace, Problem, Trace, read_records, write_records
+
+if TYPE_CHECKING:
+    from prmkit.annotate.store import RolloutStore
 
 __all__ = ["METHODS", "add_arguments", "run"]
 
@@ -39,7 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--problems", help="Problem records the traces answer (needed except for judge)"
     )
     io.add_argument("--out", required=True, help="where the LabeledTrace records go")
-    io.add_argument("--store", help="rollout store (SQLite); default: <out>.rollouts.sqlite")
+    io.add_argument(
+        "--store",
+        help="rollout store (SQLite); default: <out>.rollouts.sqlite (not created by exact)",
+    )
     io.add_argument("--limit", type=int, help="label only the first N traces")
     io.add_argument(
         "--batch-traces",
@@ -141,14 +153,27 @@ class _Build:
 
     def __init__(self, args: argparse.Namespace, problems: dict[str, Problem]) -> None:
         from prmkit.annotate.checkers import TaskAnswerChecker
-        from prmkit.annotate.store import RolloutStore
 
         self.args = args
         self.problems = problems
-        self.store = RolloutStore(args.store)
+        self._store: RolloutStore | None = None
         self._generators: dict[tuple[str, str | None], Any] = {}
         self.engine: Any = None
         self.checker = TaskAnswerChecker(timeout_s=args.verify_timeout, lenient=True)
+
+    @property
+    def store(self) -> RolloutStore:
+        """The rollout store, created on first use (``exact`` never creates one)."""
+        if self._store is None:
+            from prmkit.annotate.store import RolloutStore
+
+            self._store = RolloutStore(self.args.store)
+        return self._store
+
+    def close(self) -> None:
+        """Close the store if it was opened."""
+        if self._store is not None:
+            self._store.close()
 
     def generator(self, model: str, adapter: str | None) -> Any:
         key = (model, adapter)
@@ -248,6 +273,67 @@ class _Build:
         return ConsensusLabeler([self.labeler(m) for m in members])
 
 
+_AT_LEAST_ONE = (
+    "limit",
+    "batch_traces",
+    "max_new_tokens",
+    "gen_batch_size",
+    "max_prefixes_per_call",
+    "verify_timeout",
+    "k",
+    "probe_k",
+    "k_min",
+    "k_max",
+    "search_limit",
+    "votes",
+    "judge_max_new_tokens",
+)
+
+
+def _check_flags(args: argparse.Namespace) -> None:
+    """Refuse out-of-range or contradictory flags before any work is done.
+
+    Raises:
+        ConfigError: naming the flag, the value and the allowed range.
+    """
+
+    def out_of_range(name: str, expected: str) -> ConfigError:
+        flag = "--" + name.replace("_", "-")
+        return ConfigError(
+            f"{flag} is out of range",
+            got=getattr(args, name),
+            expected=expected,
+            fix=f"pass {flag} as {expected}",
+        )
+
+    for name in _AT_LEAST_ONE:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise out_of_range(name, "an integer >= 1")
+    for name in ("epsilon", "scan_min_confidence"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value <= 1:
+            raise out_of_range(name, "a number in [0, 1]")
+    if not 0 <= args.temperature < math.inf:
+        raise out_of_range("temperature", "a number >= 0 (0: greedy)")
+    if not 0 < args.top_p <= 1:
+        raise out_of_range("top_p", "a number in (0, 1]")
+    if args.k_min > args.k_max:
+        raise ConfigError(
+            "--k-min is above --k-max",
+            got=(args.k_min, args.k_max),
+            expected="--k-min <= --k-max",
+            fix="e.g. --k-min 2 --k-max 32",
+        )
+    if args.scan_min_confidence is not None and args.method != "mc":
+        raise ConfigError(
+            "--scan-min-confidence filters Monte Carlo labels only",
+            got=args.method,
+            expected="--method mc",
+            fix="drop --scan-min-confidence, or use --method mc",
+        )
+
+
 def _summary(out: Sequence[LabeledTrace]) -> dict[str, int]:
     rollouts = sum(t.meta["annotation"]["rollouts"] for t in out)
     tokens = sum(t.meta["annotation"]["policy_tokens"] for t in out)
@@ -258,9 +344,18 @@ def run(args: argparse.Namespace) -> int:
     """Label the traces; print the budget; write ``--out``."""
     from prmkit.annotate.transforms import scan_filter
 
+    _check_flags(args)
     if args.store is None:
         args.store = str(args.out) + ".rollouts.sqlite"
+    check_distinct_output(args.out, [args.traces, args.problems, args.store], name="--out")
+    check_distinct_output(args.store, [args.traces, args.problems], name="--store")
     traces = read_records(args.traces, Trace)[: args.limit]
+    if not traces:
+        raise DataFormatError(
+            f"0 traces in {args.traces}",
+            expected="at least one Trace record",
+            fix="pass the traces file written by `prmkit generate`",
+        )
     if args.problems is None and args.method not in ("judge",):
         raise ConfigError(
             "--problems is required for this method",
@@ -281,9 +376,8 @@ def run(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=len(traces), unit="trace", desc=f"annotate {args.method}", file=sys.stderr)
     unlabeled: list[str] = []
-    step = max(1, args.batch_traces)
-    for start in range(0, len(traces), step):
-        chunk = traces[start : start + step]
+    for start in range(0, len(traces), args.batch_traces):
+        chunk = traces[start : start + args.batch_traces]
         for record in labeler.label(chunk):
             (main if record.id in ids else extra).append(record)
         unlabeled.extend(getattr(labeler, "unlabeled", []))
@@ -327,7 +421,7 @@ def run(args: argparse.Namespace) -> int:
         print(report.format())
     if unlabeled:
         print(f"judge: {len(unlabeled)} traces got no valid vote and were left out")
-    build.store.close()
+    build.close()
     return 0
 
 
