@@ -95,23 +95,23 @@ def check_range(
 ) -> None:
     """Raise :class:`ConfigError` unless ``value`` is in the range (``None`` always passes).
 
-    NaN and infinities are always out of range.
+    NaN and infinities are always out of range; with no bounds, only they are.
 
     Example:
         >>> check_range("top_p", 0.9, gt=0, le=1)
     """
     bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
-    if value is None or not bounds:
+    if value is None:
         return
     if math.isfinite(value) and all(_BOUNDS[k][1](value, v) for k, v in bounds.items()):
         return
-    rule = _rule(bounds)
+    rule = _rule(bounds) or "that is finite"
     noun = "an integer" if isinstance(value, int) else "a number"
     raise ConfigError(
         f"'{name}' out of range",
         got=value,
         expected=f"{noun} {rule}",
-        fix=f"set {name} to a value {rule} (see --help)",
+        fix=f"set {name} to a number {rule} (see --help)",
         where=where,
     )
 

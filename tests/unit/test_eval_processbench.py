@@ -18,6 +18,7 @@ from prmkit.evaluate.processbench import (
     harmonic_f1,
     load_subset,
     run_processbench,
+    step_digests,
     subset_metrics,
     subset_name,
 )
@@ -40,7 +41,7 @@ def _pb(sid, label, n=4):
     }
 
 
-def _scored(sid, scores, first_error=None):
+def _scored(sid, scores, first_error=None, steps=None):
     labels = None
     if first_error is not None:
         labels = [1.0 if first_error == -1 or i < first_error else 0.0 for i in range(len(scores))]
@@ -48,7 +49,7 @@ def _scored(sid, scores, first_error=None):
         id=sid,
         problem_id=sid,
         prompt="p",
-        steps=[f"s{i}" for i in range(len(scores))],
+        steps=steps or [f"step {i}" for i in range(len(scores))],  # the steps of _pb
         step_scores=list(scores),
         prm="test",
         labels=labels,
@@ -172,7 +173,8 @@ def test_subset_name_and_loading(tmp_path):
     assert subset_name("/x/gsm8k.json") == "gsm8k"
     assert subset_name("omnimath.test.jsonl") == "omnimath"
     path = _write_json(tmp_path / "math.json", [_pb("m0", -1), _pb("m1", 2)])
-    assert load_subset(path) == [Sample("m0", -1, 4), Sample("m1", 2, 4)]
+    steps = step_digests([f"step {i}" for i in range(4)])
+    assert load_subset(path) == [Sample("m0", -1, 4, steps), Sample("m1", 2, 4, steps)]
     labeled = tmp_path / "demo.jsonl"
     write_records(
         labeled,
@@ -188,7 +190,7 @@ def test_subset_name_and_loading(tmp_path):
             )
         ],
     )
-    assert load_subset(labeled) == [Sample("t0", 1, 2)]
+    assert load_subset(labeled) == [Sample("t0", 1, 2, step_digests(["a", "b"]))]
 
 
 @pytest.mark.parametrize(
@@ -367,7 +369,11 @@ def test_real_math_scores_with_oracle_threshold(shared_data, tmp_path):
     write_records(
         scores,
         [
-            _scored(r["id"], [0.1 if i == r["label"] else 0.9 for i in range(len(r["steps"]))])
+            _scored(
+                r["id"],
+                [0.1 if i == r["label"] else 0.9 for i in range(len(r["steps"]))],
+                steps=r["steps"],
+            )
             for r in rows
         ],
     )

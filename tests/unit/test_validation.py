@@ -4,6 +4,7 @@ that do not match the data reported or refused."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import types
 import typing
@@ -249,3 +250,218 @@ def test_literal_choices_match_their_registries():
     search = typing.get_args(typing.get_type_hints(SearchConfig)["aggregation"])
     assert typing.get_args(search[0]) == AGGREGATIONS
     assert typing.get_args(typing.get_type_hints(GenerateConfig)["segmentation"]) == STRATEGIES
+
+
+# --------------------------------------------------------------------------- A: eval flags
+
+
+def _scored(sid, scores, first_error=-1, steps=None, **meta):
+    from prmkit.records import ScoredTrace
+
+    return ScoredTrace(
+        id=sid,
+        problem_id=sid,
+        prompt="q",
+        steps=steps or [f"step {i}" for i in range(len(scores))],
+        step_scores=list(scores),
+        prm="t",
+        answer="1",
+        labels=[1.0 if first_error == -1 or i < first_error else 0.0 for i in range(len(scores))],
+        first_error=first_error,
+        meta={"correct": first_error == -1, "classification": "confidence", **meta},
+    )
+
+
+@pytest.fixture
+def eval_files(tmp_path):
+    from prmkit.records import write_records
+
+    data = tmp_path / "math.json"
+    data.write_text(
+        json.dumps(
+            [
+                {"id": "a", "steps": ["step 0", "step 1"], "label": -1},
+                {"id": "b", "steps": ["step 0", "step 1"], "label": 1},
+            ]
+        )
+    )
+    scores = tmp_path / "scored.jsonl"
+    write_records(scores, [_scored("a", [0.9, 0.8]), _scored("b", [0.9, 0.2], first_error=1)])
+    return data, scores
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["processbench", "--threshold", "nan"], "'threshold' out of range; got nan"),
+        (["processbench", "--threshold", "inf"], "'threshold' out of range; got inf"),
+        (["processbench", "--threshold", "1.5"], "expected a number in [0, 1]"),
+        (["processbench", "--threshold", "-0.1"], "expected a number in [0, 1]"),
+        (["prmbench", "--threshold", "nan"], "'threshold' out of range; got nan"),
+        (["prmbench", "--threshold", "2"], "expected a number in [0, 1]"),
+        (["steps", "--bins", "0"], "'n_bins' out of range; got 0; expected an integer >= 1"),
+        (["bon", "--subsets", "0"], "'n_subsets' out of range; got 0"),
+        (["bon", "--bootstrap", "0"], "'n_bootstrap' out of range; got 0"),
+        (["bon", "--seed", "-1"], "'seed' out of range; got -1; expected an integer >= 0"),
+        (["bon", "--ns", "0"], "N out of range"),
+        (["processbench", "--judge", "x", "--judge-votes", "0"], "'--judge-votes' out of range"),
+        (["processbench", "--judge", "x", "--judge-batch", "0"], "'--judge-batch' out of range"),
+        (
+            ["processbench", "--judge", "x", "--judge-max-new-tokens", "0"],
+            "'--judge-max-new-tokens' out of range",
+        ),
+    ],
+)
+def test_eval_flags_out_of_range(argv, fragment, eval_files, capsys):
+    data, scores = eval_files
+    command, *rest = argv
+    files = ["--scores", str(scores)]
+    if command == "processbench":
+        files = ["--data", str(data)] + ([] if "--judge" in rest else files)
+    assert main(["eval", command, *files, *rest]) == 1
+    assert fragment in capsys.readouterr().err
+
+
+def test_threshold_outside_0_1_is_allowed_for_log_ratio_scores(tmp_path):
+    """Implicit-head scores are log-ratios, not probabilities: any finite threshold applies."""
+    from prmkit.evaluate.prmbench import run_prmbench
+    from prmkit.evaluate.processbench import run_processbench
+    from prmkit.records import write_records
+
+    data = tmp_path / "math.json"
+    data.write_text(json.dumps([{"id": "a", "steps": ["step 0", "step 1"], "label": 1}]))
+    scores = tmp_path / "s.jsonl"
+    write_records(scores, [_scored("a", [0.3, -2.0], first_error=1)])
+    out = run_processbench([data], scores=scores, threshold=-1.0)
+    assert out["subsets"]["math"]["acc_error"] == 100.0
+    assert run_prmbench(scores, threshold=-1.0)["threshold"] == -1.0
+    with pytest.raises(ConfigError, match="'threshold' out of range; got nan"):
+        run_prmbench(scores, threshold=NAN)
+
+
+def test_report_n_traces_out_of_range(tmp_path, capsys):
+    assert main(["report", str(tmp_path), "--n-traces", "-1"]) == 1
+    assert "'n_traces' out of range; got -1" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- B: empty inputs
+
+
+def _empty(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("[]" if path.suffix == ".json" else "")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("argv", "empty", "fragment"),
+    [
+        (["problems", "task=gsm8k", "data_dir=data"], "data/gsm8k/test.jsonl", "0 problems"),
+        (["generate", "problems=e.jsonl"], "e.jsonl", "0 problems in e.jsonl"),
+        (["score", "--prm", "p", "--traces", "e.jsonl", "--out", "o.jsonl"], "e.jsonl", "0 traces"),
+        (["train", "--data", "e.jsonl", "--out", "ckpt"], "e.jsonl", "0 labelled traces in e"),
+        (["search", "--problems", "e.jsonl", "--prm", "p"], "e.jsonl", "0 problems in e.jsonl"),
+        (["eval", "steps", "--scores", "e.jsonl"], "e.jsonl", "0 scored traces in e.jsonl"),
+        (["eval", "bon", "--scores", "e.jsonl"], "e.jsonl", "0 scored traces in e.jsonl"),
+        (["eval", "prmbench", "--scores", "e.jsonl"], "e.jsonl", "0 scored traces in e.jsonl"),
+        (
+            ["eval", "processbench", "--data", "math.json", "--predictions", "p.jsonl"],
+            "math.json",
+            "0 samples in math.json",
+        ),
+        (
+            ["eval", "processbench", "--data", "math.jsonl", "--predictions", "p.jsonl"],
+            "math.jsonl",
+            "0 samples in math.jsonl",
+        ),
+    ],
+)
+def test_empty_input_is_refused(argv, empty, fragment, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    _empty(tmp_path / empty)
+    (tmp_path / "p.jsonl").write_text('{"id": "a", "prediction": -1}\n')
+    assert main(argv) == 1
+    assert fragment in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        {"p.jsonl", empty.split("/")[0]}
+    )  # nothing written
+
+
+def test_train_refuses_empty_eval_data(tmp_path, capsys):
+    from prmkit.records import LabeledTrace, write_records
+
+    data = tmp_path / "d.jsonl"
+    trace = LabeledTrace(
+        id="t", problem_id="p", prompt="q", steps=["a"], labels=[1.0], first_error=-1
+    )
+    write_records(data, [trace])
+    argv = ["train", "--data", str(data), "--out", str(tmp_path / "ckpt")]
+    assert main([*argv, f"eval_data={_empty(tmp_path / 'e.jsonl')}"]) == 1
+    assert "0 labelled traces in" in capsys.readouterr().err
+    assert not (tmp_path / "ckpt").exists()
+
+
+@pytest.mark.parametrize("which", ["predictions", "scores", "threshold_from"])
+def test_processbench_refuses_an_empty_predictions_or_scores_file(which, eval_files, tmp_path):
+    from prmkit.errors import DataFormatError
+    from prmkit.evaluate.processbench import run_processbench
+
+    data, scores = eval_files
+    empty = _empty(tmp_path / "empty.jsonl")
+    kwargs = {
+        "predictions": {"predictions": empty},
+        "scores": {"scores": empty, "threshold": 0.5},
+        "threshold_from": {"scores": scores, "threshold_from": empty},
+    }[which]
+    with pytest.raises(DataFormatError, match=r"0 (predictions|scored traces) in .*empty\.jsonl"):
+        run_processbench([data], **kwargs)
+
+
+# --------------------------------------------------------------------------- C: mismatched files
+
+
+def test_processbench_reports_ids_not_in_the_data(eval_files, tmp_path, capsys):
+    from prmkit.records import write_records
+
+    data, _ = eval_files
+    preds = tmp_path / "p.jsonl"
+    rows = [("a", -1), ("b", 1), ("zz", 0), ("yy", -1)]
+    preds.write_text("".join(json.dumps({"id": i, "prediction": p}) + "\n" for i, p in rows))
+    out = tmp_path / "r.json"
+    argv = ["eval", "processbench", "--data", str(data), "--output", str(out)]
+    assert main([*argv, "--predictions", str(preds)]) == 0
+    assert "ignored 2 predictions whose ids are not in the data" in capsys.readouterr().out
+    assert json.loads(out.read_text())["n_unused_predictions"] == 2
+    extra = tmp_path / "more_scored.jsonl"
+    write_records(
+        extra, [_scored("a", [0.9, 0.8]), _scored("b", [0.9, 0.2], 1), _scored("c", [0.1])]
+    )
+    assert main([*argv, "--scores", str(extra), "--threshold", "0.5"]) == 0
+    assert "ignored 1 scored traces whose ids are not in the data" in capsys.readouterr().out
+    assert json.loads(out.read_text())["n_unused_predictions"] == 1
+
+
+@pytest.mark.parametrize("how", ["threshold", "threshold_from", "oracle"])
+def test_processbench_refuses_scores_of_other_step_texts(how, eval_files, tmp_path):
+    from prmkit.errors import DataFormatError
+    from prmkit.evaluate.processbench import run_processbench
+    from prmkit.records import write_records
+
+    data, _ = eval_files
+    other = tmp_path / "other_scored.jsonl"
+    write_records(
+        other,
+        [_scored("a", [0.9, 0.8]), _scored("b", [0.9, 0.2], 1, steps=["step 0", "step one"])],
+    )
+    split = tmp_path / "dev.jsonl"
+    write_records(split, [_scored("d0", [0.9]), _scored("d1", [0.2], 0)])
+    kwargs = {
+        "threshold": {"threshold": 0.5},
+        "threshold_from": {"threshold_from": split},
+        "oracle": {"oracle_threshold": True},
+    }[how]
+    with pytest.raises(DataFormatError) as info:
+        run_processbench([data], scores=other, **kwargs)
+    message = str(info.value)
+    assert "id 'b': scored trace's step 1 differs from the data's step 1" in message
+    assert "got 'step one'" in message

@@ -39,7 +39,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from prmkit.errors import PrmkitError, RecordError
+from prmkit.config import check_range
+from prmkit.errors import DataFormatError, PrmkitError, RecordError
 from prmkit.records import ScoredTrace, read_records
 from prmkit.score.aggregate import AGGREGATIONS, aggregate
 
@@ -263,7 +264,15 @@ def best_of_n(
         completion tokens per problem at each N (N times the mean over problems of a problem's
         mean solution length: exact for subsets drawn without replacement), or ``None`` when
         some solution has no ``meta["completion_tokens"]``.
+
+    Raises:
+        ConfigError: ``n_subsets`` or ``n_bootstrap`` < 1, ``confidence`` outside (0, 1), a
+            negative ``seed``.
     """
+    check_range("n_subsets", n_subsets, ge=1)
+    check_range("n_bootstrap", n_bootstrap, ge=1)
+    check_range("confidence", confidence, gt=0, lt=1)
+    check_range("seed", seed, ge=0)
     if not problems:
         raise PrmkitError(
             "no problems",
@@ -349,8 +358,18 @@ def run_best_of_n(
     correct_from: Literal["meta", "labels"] = "meta",
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Read ScoredTrace records and run :func:`best_of_n` (keyword arguments pass through)."""
+    """Read ScoredTrace records and run :func:`best_of_n` (keyword arguments pass through).
+
+    Raises:
+        DataFormatError: the file holds no traces.
+    """
     traces = read_records(scores, ScoredTrace)
+    if not traces:
+        raise DataFormatError(
+            f"0 scored traces in {scores}",
+            expected="scored solutions of at least one problem",
+            fix="pass the output of prmkit score (did an earlier stage write nothing?)",
+        )
     return best_of_n(
         group_problems(traces, correct_key=correct_key, correct_from=correct_from), **kwargs
     )

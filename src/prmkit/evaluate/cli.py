@@ -75,9 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="1 = greedy (ProcessBench default); N > 1 = N samples at temperature 1, "
-        "top-p 0.9, majority vote (ProcessBench --use_voting)",
+        "top-p 0.9, majority vote (ProcessBench --use_voting); >= 1",
     )
-    judge.add_argument("--judge-max-new-tokens", type=int, default=2048, help="critique cap")
+    judge.add_argument("--judge-max-new-tokens", type=int, default=2048, help="critique cap (>= 1)")
     judge.add_argument(
         "--judge-template",
         default="judge_processbench",
@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: OUTPUT.judge.sqlite beside --output, else a temporary file)",
     )
     judge.add_argument(
-        "--judge-batch", type=int, default=8, help="samples judged per generator call"
+        "--judge-batch", type=int, default=8, help="samples judged per generator call (>= 1)"
     )
     judge.add_argument(
         "--predictions-out",
@@ -100,7 +100,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='write the judge\'s predictions as JSONL {"id", "prediction"} for --predictions '
         "(null = no usable answer, counted as wrong)",
     )
-    pb.add_argument("--threshold", type=float, default=None, help="a given threshold for --scores")
+    pb.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="a given threshold for --scores (in [0, 1] for probability scores)",
+    )
     pb.add_argument(
         "--threshold-from",
         default=None,
@@ -136,7 +141,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threshold",
         type=float,
         default=0.5,
-        help="a step scoring above it is predicted correct (default 0.5)",
+        help="a step scoring above it is predicted correct (default 0.5; in [0, 1] for "
+        "probability scores)",
     )
     prm.add_argument(
         "--class-key", default="classification", help="the meta key holding the error class"
@@ -145,7 +151,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     st = sub.add_parser("steps", help="step AUROC, calibration error, last-step-minimum share")
     st.add_argument("--scores", required=True, metavar="FILE", help="ScoredTrace records")
-    st.add_argument("--bins", type=int, default=10, help="calibration bins (default 10)")
+    st.add_argument("--bins", type=int, default=10, help="calibration bins (default 10, >= 1)")
     st.add_argument("--output", default=None, metavar="FILE", help="write the result as JSON")
 
     bon = sub.add_parser(
@@ -173,9 +179,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_int_list,
         help="comma-separated N values (default 1,2,4,...,N_max)",
     )
-    bon.add_argument("--subsets", type=int, default=200, help="subsets per problem and N")
-    bon.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    bon.add_argument("--seed", type=int, default=0, help="random seed")
+    bon.add_argument("--subsets", type=int, default=200, help="subsets per problem and N (>= 1)")
+    bon.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (>= 1)")
+    bon.add_argument("--seed", type=int, default=0, help="random seed (>= 0)")
     bon.add_argument("--output", default=None, metavar="FILE", help="write the result as JSON")
 
 
@@ -261,6 +267,7 @@ def _judge(args: argparse.Namespace) -> tuple[dict[str, int | None], dict[str, A
     import tempfile
 
     from prmkit.annotate.store import RolloutStore
+    from prmkit.config import check_range
     from prmkit.errors import ConfigError
     from prmkit.evaluate.judge_eval import judge_predictions, load_subset_traces
     from prmkit.evaluate.processbench import load_subset
@@ -273,13 +280,9 @@ def _judge(args: argparse.Namespace) -> tuple[dict[str, int | None], dict[str, A
             expected="--judge alone",
             fix="drop the threshold option",
         )
-    if args.judge_votes < 1:
-        raise ConfigError(
-            "--judge-votes must be positive",
-            got=args.judge_votes,
-            expected="1 (greedy) or more (voting)",
-            fix="e.g. --judge-votes 8",
-        )
+    check_range("--judge-votes", args.judge_votes, ge=1)
+    check_range("--judge-max-new-tokens", args.judge_max_new_tokens, ge=1)
+    check_range("--judge-batch", args.judge_batch, ge=1)
     for path in args.data:  # the data's own checks first, before any model is loaded
         load_subset(path)
     traces = [t for path in args.data for t in load_subset_traces(path)]
@@ -352,10 +355,9 @@ def run(args: argparse.Namespace) -> int:
         result = run_prmbench(args.scores, args.threshold, args.class_key)
         text = format_prmbench(result)
     elif command == "steps":
-        from prmkit.evaluate.step_metrics import step_metrics
-        from prmkit.records import ScoredTrace, iter_records
+        from prmkit.evaluate.step_metrics import run_step_metrics
 
-        result = step_metrics(iter_records(args.scores, ScoredTrace), args.bins)
+        result = run_step_metrics(args.scores, args.bins)
         text = format_steps(result)
     else:
         from prmkit.evaluate.best_of_n import run_best_of_n

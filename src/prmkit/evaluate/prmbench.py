@@ -28,7 +28,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from prmkit.errors import RecordError
+from prmkit.config import check_range
+from prmkit.errors import DataFormatError, RecordError
 from prmkit.records import ScoredTrace, read_records
 
 __all__ = [
@@ -145,7 +146,8 @@ def evaluate_prmbench(
 
     Args:
         traces: Scored traces with ``labels`` and the error class in ``meta[class_key]``.
-        threshold: A step scoring above it is predicted correct.
+        threshold: A step scoring above it is predicted correct; in [0, 1] when every score is a
+            probability, any finite number for log-ratio (implicit head) scores.
         class_key: The ``meta`` key naming the class.
 
     Returns:
@@ -155,7 +157,10 @@ def evaluate_prmbench(
 
     Raises:
         RecordError: a trace without labels or without a class, or a repeated id.
+        ConfigError: the threshold is out of range.
     """
+    check_range("threshold", threshold)
+    probabilities = True
     per_class: dict[str, Confusion] = {}
     counts: dict[str, int] = {}
     total, n_total, skipped, seen = Confusion(), 0, 0, set()
@@ -187,6 +192,7 @@ def evaluate_prmbench(
                 fix="convert PRMBench with prmkit convert (it keeps the class)",
                 where=where,
             )
+        probabilities &= all(0.0 <= s <= 1.0 for s in trace.step_scores)
         c, n_skip = confusion_of_trace(trace.step_scores, trace.labels, threshold)
         skipped += n_skip
         per_class.setdefault(name, Confusion()).add(c)
@@ -194,6 +200,8 @@ def evaluate_prmbench(
         if name != CORRECT_CLASS:
             total.add(c)
             n_total += 1
+    if probabilities:
+        check_range("threshold", threshold, ge=0, le=1)
     classes = {k: _summary(per_class[k], counts[k]) for k in sorted(per_class)}
     groups = {}
     for group, members in GROUPS.items():
@@ -212,5 +220,16 @@ def evaluate_prmbench(
 def run_prmbench(
     scores: str | os.PathLike[str], threshold: float = 0.5, class_key: str = "classification"
 ) -> dict[str, Any]:
-    """Read ScoredTrace records and run :func:`evaluate_prmbench`."""
-    return evaluate_prmbench(read_records(scores, ScoredTrace), threshold, class_key)
+    """Read ScoredTrace records and run :func:`evaluate_prmbench`.
+
+    Raises:
+        DataFormatError: the file holds no traces.
+    """
+    traces = read_records(scores, ScoredTrace)
+    if not traces:
+        raise DataFormatError(
+            f"0 scored traces in {scores}",
+            expected="scored PRMBench traces with labels",
+            fix="pass the output of prmkit score (did an earlier stage write nothing?)",
+        )
+    return evaluate_prmbench(traces, threshold, class_key)

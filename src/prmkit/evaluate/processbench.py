@@ -10,7 +10,8 @@ The protocol of QwenLM/ProcessBench: a prediction is the 0-based index of the fi
 and ``mean_f1`` is the unweighted mean of the subsets' F1. A PRM's step scores become a
 prediction as the first step whose score is below a threshold. That threshold is chosen on a
 declared split (:func:`choose_threshold`) and stored with the result; choosing it on the evaluated
-data is refused (:class:`ThresholdSelectionError`) unless asked for as an oracle.
+data is refused (:class:`ThresholdSelectionError`) unless asked for as an oracle. A scored trace
+must have the data's own step texts (compared by a hash per step).
 
 Example:
     >>> r = subset_metrics([-1, -1, 2, 0], [-1, 1, 2, 1])
@@ -20,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from prmkit.config import check_range
 from prmkit.errors import DataFormatError, PrmkitError, RecordError
 from prmkit.io import iter_jsonl, read_json
 from prmkit.records import Record, ScoredTrace, read_records
@@ -45,6 +48,7 @@ __all__ = [
     "load_subset",
     "predictions_from_scores",
     "run_processbench",
+    "step_digests",
     "subset_metrics",
     "subset_name",
 ]
@@ -56,11 +60,13 @@ class ThresholdSelectionError(PrmkitError, ValueError):
 
 @dataclass(frozen=True)
 class Sample:
-    """One ProcessBench sample: its id, the true first-error index (-1 = none), its step count."""
+    """One ProcessBench sample: its id, the true first-error index (-1 = none), its step count,
+    and a hash of each step's text (:func:`step_digests`; empty = not checked)."""
 
     id: str
     label: int
     n_steps: int
+    step_digests: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,6 +144,11 @@ def subset_metrics(labels: Sequence[int], predictions: Sequence[int | None]) -> 
     )
 
 
+def step_digests(steps: Sequence[str]) -> tuple[str, ...]:
+    """A short hash of each step's exact text, to match scored traces to the data."""
+    return tuple(hashlib.blake2b(s.encode("utf-8"), digest_size=8).hexdigest() for s in steps)
+
+
 def first_error_prediction(step_scores: Sequence[float], threshold: float) -> int:
     """The first step whose score is below ``threshold`` (strictly), else -1.
 
@@ -174,7 +185,7 @@ def _raw_sample(obj: Any, where: str) -> Sample:
                 fix="label the traces first (prmkit annotate / check)",
                 where=where,
             )
-        return Sample(record.id, label, len(record.steps))
+        return Sample(record.id, label, len(record.steps), step_digests(record.steps))
     for key in ("id", "steps", "label"):
         if key not in obj:
             raise DataFormatError(
@@ -193,11 +204,11 @@ def _raw_sample(obj: Any, where: str) -> Sample:
             fix="give every sample an id",
             where=f"{where} field 'id'",
         )
-    if not isinstance(steps, list) or not steps:
+    if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
         raise DataFormatError(
             "bad steps",
             got=steps,
-            expected="a non-empty list of steps",
+            expected="a non-empty list of step texts",
             fix="give every sample its steps",
             where=f"{where} field 'steps'",
         )
@@ -209,7 +220,7 @@ def _raw_sample(obj: Any, where: str) -> Sample:
             fix="use the 0-based index of the earliest wrong step",
             where=f"{where} field 'label'",
         )
-    return Sample(sid, label, len(steps))
+    return Sample(sid, label, len(steps), step_digests(steps))
 
 
 def load_subset(path: str | os.PathLike[str]) -> list[Sample]:
@@ -217,7 +228,7 @@ def load_subset(path: str | os.PathLike[str]) -> list[Sample]:
     or prmkit labelled records (``first_error`` is the label).
 
     Raises:
-        DataFormatError: bad shape, missing keys, a label out of range, a repeated id.
+        DataFormatError: bad shape, missing keys, a label out of range, a repeated id, no samples.
     """
     path = Path(path)
     if path.suffix.lower() == ".json":
@@ -246,6 +257,12 @@ def load_subset(path: str | os.PathLike[str]) -> list[Sample]:
             )
         seen.add(sample.id)
         samples.append(sample)
+    if not samples:
+        raise DataFormatError(
+            f"0 samples in {path}",
+            expected="a ProcessBench subset with at least one sample",
+            fix="pass the subset file itself (did an earlier stage write nothing?)",
+        )
     return samples
 
 
@@ -284,6 +301,12 @@ def load_predictions(path: str | os.PathLike[str]) -> dict[str, int | None]:
                 where=where,
             )
         out[sid] = pred
+    if not out:
+        raise DataFormatError(
+            f"0 predictions in {path}",
+            expected='JSONL {"id", "prediction"} per sample',
+            fix="pass the predictions file (did an earlier stage write nothing?)",
+        )
     return out
 
 
@@ -299,13 +322,24 @@ def _load_scores(path: str | os.PathLike[str]) -> dict[str, ScoredTrace]:
                 where=str(path),
             )
         out[record.id] = record
+    if not out:
+        raise DataFormatError(
+            f"0 scored traces in {path}",
+            expected="ScoredTrace records",
+            fix="pass the output of prmkit score (did an earlier stage write nothing?)",
+        )
     return out
 
 
 def predictions_from_scores(
     scores: Mapping[str, ScoredTrace], samples: Iterable[Sample], threshold: float
 ) -> dict[str, int]:
-    """Predictions for the samples that have scores; a scored trace must have the sample's steps."""
+    """Predictions for the samples that have scores.
+
+    Raises:
+        RecordError: a scored trace has another step count than its sample.
+        DataFormatError: a scored trace's step texts differ from its sample's.
+    """
     out = {}
     for sample in samples:
         trace = scores.get(sample.id)
@@ -317,6 +351,18 @@ def predictions_from_scores(
                 got=len(trace.step_scores),
                 expected=f"{sample.n_steps} steps",
                 fix="score the data's own steps (same segmentation)",
+                where=f"id {sample.id!r}",
+            )
+        # a Sample built without texts (no digests) compares nothing
+        pairs = zip(step_digests(trace.steps), sample.step_digests, strict=False)
+        differ = [i for i, (ours, theirs) in enumerate(pairs) if ours != theirs]
+        if differ:
+            i = differ[0]
+            raise DataFormatError(
+                f"scored trace's step {i} differs from the data's step {i}",
+                got=trace.steps[i],
+                expected="the data's own step texts (same hash per step)",
+                fix="score the data file itself (prmkit convert, then prmkit score)",
                 where=f"id {sample.id!r}",
             )
         out[sample.id] = first_error_prediction(trace.step_scores, threshold)
@@ -481,14 +527,22 @@ def run_processbench(
     file and no id with the evaluated data), or ``oracle_threshold`` (chosen on the evaluated data
     itself, pooled over subsets; the result says ``"threshold_source": "oracle"``).
 
+    A given ``threshold`` must be in [0, 1] when every score is a probability; log-ratio scores
+    (implicit head) take any finite threshold.
+
     Returns:
         The result of :func:`evaluate_predictions` plus ``threshold`` (``None`` for
         predictions), ``threshold_source`` (``"predictions"``, ``"given"``,
         ``"split:<path>"`` or ``"oracle"``) and ``split_f1`` / ``oracle_f1`` where chosen.
+        ``n_unused_predictions`` counts predictions or scored traces whose id is not in the
+        data (ignored; ``notes`` says so).
 
     Raises:
         ThresholdSelectionError: the threshold would come from the evaluated data without
             ``oracle_threshold``, or the choice is ambiguous / missing.
+        ConfigError: a given threshold out of range.
+        DataFormatError: a file holds no records, or a scored trace's steps differ from the
+            data's.
     """
     if not data:
         raise PrmkitError(
@@ -550,6 +604,8 @@ def run_processbench(
         scored = _load_scores(scores)
         samples = [s for group in subsets.values() for s in group]
         if threshold is not None:
+            unit = all(0.0 <= x <= 1.0 for trace in scored.values() for x in trace.step_scores)
+            check_range("threshold", threshold, **({"ge": 0, "le": 1} if unit else {}))
             t, source = float(threshold), "given"
         elif threshold_from is not None:
             leaks = [p for p in [scores, *data] if _same_file(threshold_from, p)]
@@ -600,11 +656,17 @@ def run_processbench(
             source = "oracle"
             extra["oracle_f1"] = oracle_f1
         preds = predictions_from_scores(scored, samples, t)
-        extra["n_unused_predictions"] = sum(k not in all_ids for k in scored)
+    unused = [k for k in (preds if scores is None else scored) if k not in all_ids]
     result = evaluate_predictions(subsets, preds, allow_missing=allow_missing)
     result["threshold"] = t
     result["threshold_source"] = source
     result.update(extra)
+    result["n_unused_predictions"] = len(unused)
+    if unused:
+        kind = "predictions" if scores is None else "scored traces"
+        result["notes"].append(
+            f"ignored {len(unused)} {kind} whose ids are not in the data (first: {unused[:3]})"
+        )
     if source == "oracle":
         result["notes"].append(
             "threshold chosen on the evaluated data itself (oracle): "

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prmkit.config import check_range
 from prmkit.errors import DataFormatError, PrmkitError
 from prmkit.evaluate.report_svg import (
     bon_svg,
@@ -171,7 +172,9 @@ def build_report(
     Raises:
         PrmkitError: RUN_DIR is not a folder, or holds no result of a known kind.
         DataFormatError: a JSON file cannot be parsed, or a known result lacks a field.
+        ConfigError: ``n_traces`` < 0.
     """
+    check_range("n_traces", n_traces, ge=0)
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise PrmkitError(
@@ -616,7 +619,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="labelled ScoredTrace files for the per-step view "
         "(default: *scored*.jsonl under RUN_DIR)",
     )
-    parser.add_argument("--n-traces", type=int, default=6, help="sample traces to show")
+    parser.add_argument("--n-traces", type=int, default=6, help="sample traces to show (>= 0)")
     parser.add_argument("--out-dir", default=None, help="where to write (default: RUN_DIR)")
 
 

@@ -18,19 +18,22 @@ Example:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from prmkit.errors import PrmkitError
-from prmkit.records import ScoredTrace
+from prmkit.config import check_range
+from prmkit.errors import DataFormatError, PrmkitError
+from prmkit.records import ScoredTrace, read_records
 
 __all__ = [
     "auroc",
     "calibration_bins",
     "expected_calibration_error",
     "last_step_min_share",
+    "run_step_metrics",
     "step_metrics",
 ]
 
@@ -68,6 +71,7 @@ def calibration_bins(
     scores: Sequence[float], targets: Sequence[float], n_bins: int = 10
 ) -> list[dict[str, Any]]:
     """Per equal-width bin: ``{lo, hi, n, mean_score, mean_label}`` (means ``None`` when empty)."""
+    check_range("n_bins", n_bins, ge=1)
     s = np.asarray(scores, dtype=float)
     t = np.asarray(targets, dtype=float)
     _check_unit(s)
@@ -133,7 +137,11 @@ def step_metrics(traces: Iterable[ScoredTrace], n_bins: int = 10) -> dict[str, A
     Returns:
         ``{"auroc", "ece", "n_steps", "n_unlabelled_steps", "n_positive_steps",
         "calibration": [bins], "last_step_min": {...}, "notes"}``.
+
+    Raises:
+        ConfigError: ``n_bins`` < 1.
     """
+    check_range("n_bins", n_bins, ge=1)
     scores: list[float] = []
     labels: list[float] = []
     all_scores: list[list[float]] = []
@@ -161,3 +169,19 @@ def step_metrics(traces: Iterable[ScoredTrace], n_bins: int = 10) -> dict[str, A
         "last_step_min": last_step_min_share(all_scores),
         "notes": [] if in_unit else ["scores outside [0, 1]: ECE and calibration not computed"],
     }
+
+
+def run_step_metrics(scores: str | os.PathLike[str], n_bins: int = 10) -> dict[str, Any]:
+    """Read ScoredTrace records and run :func:`step_metrics`.
+
+    Raises:
+        DataFormatError: the file holds no traces.
+    """
+    traces = read_records(scores, ScoredTrace)
+    if not traces:
+        raise DataFormatError(
+            f"0 scored traces in {scores}",
+            expected="at least one ScoredTrace",
+            fix="pass the output of prmkit score (did an earlier stage write nothing?)",
+        )
+    return step_metrics(traces, n_bins)
