@@ -545,7 +545,7 @@ def stage_final(cfg: RealDataConfig, variants: dict, log) -> dict:
     spec = _spec(cfg, layer=sel["layer"], width=sel["width"])
     prm = build_prm(spec, cfg.base)
     prm.probe.load_state_dict(probe.state_dict())
-    save_prm(prm, work / "checkpoint")
+    save_prm(prm, work / "checkpoint", overwrite=True)
     name = f"probe-L{sel['layer']}-w{sel['width']}"
     for n in ("heldout", "processbench"):
         scores = _score_set(probe, sets[n], feats[n], li)

@@ -348,6 +348,7 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
         TrainConfig(
             data=str(data),
             out=str(prm_dir),
+            overwrite=True,  # the demo's own checkpoint from an earlier run
             base=cfg.model,
             head="probe",
             probe_layer=cfg.probe_layer,

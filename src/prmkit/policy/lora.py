@@ -31,7 +31,6 @@ import math
 import os
 import random
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prmkit.errors import ConfigError, ModelLoadError
-from prmkit.io import read_json, write_json
+from prmkit.io import make_sibling_dir, read_json, remove_stale_siblings, write_json
 from prmkit.records import Problem
 
 __all__ = [
@@ -506,16 +505,21 @@ def warmup(
         sum(stats.losses[-10:]) / len(stats.losses[-10:]),
     )
     root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".warmup-{key}.", dir=root))
+    remove_stale_siblings(target, "new")
+    tmp = make_sibling_dir(target, "new")  # 0777 & ~umask, like every prmkit output
     try:
         peft_model.save_pretrained(str(tmp))
         write_json(
             tmp / INFO_FILE,
             {"key": key, "base": base, "settings": settings, "stats": stats.__dict__},
         )
-        if target.exists() and force:
-            shutil.rmtree(target)
+        aside = None
+        if target.exists() and force:  # keep the old adapter until the new one is in place
+            aside = make_sibling_dir(target, "old")
+            os.replace(target, aside / target.name)
         os.replace(tmp, target)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
         if not (target / INFO_FILE).exists():  # another process did not win the race
