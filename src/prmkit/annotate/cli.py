@@ -18,13 +18,13 @@ also an input, and a traces file with no traces.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from prmkit.config import check_range
 from prmkit.errors import ConfigError, DataFormatError
 from prmkit.io import check_distinct_output
 from prmkit.records import LabeledTrace, Problem, Trace, read_records, write_records
@@ -297,27 +297,16 @@ def _check_flags(args: argparse.Namespace) -> None:
         ConfigError: naming the flag, the value and the allowed range.
     """
 
-    def out_of_range(name: str, expected: str) -> ConfigError:
-        flag = "--" + name.replace("_", "-")
-        return ConfigError(
-            f"{flag} is out of range",
-            got=getattr(args, name),
-            expected=expected,
-            fix=f"pass {flag} as {expected}",
-        )
+    def flag(name: str) -> str:
+        return "--" + name.replace("_", "-")
 
     for name in _AT_LEAST_ONE:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise out_of_range(name, "an integer >= 1")
+        check_range(flag(name), getattr(args, name), ge=1)
+    check_range("--seed", args.seed, ge=0)
     for name in ("epsilon", "scan_min_confidence"):
-        value = getattr(args, name)
-        if value is not None and not 0 <= value <= 1:
-            raise out_of_range(name, "a number in [0, 1]")
-    if not 0 <= args.temperature < math.inf:
-        raise out_of_range("temperature", "a number >= 0 (0: greedy)")
-    if not 0 < args.top_p <= 1:
-        raise out_of_range("top_p", "a number in (0, 1]")
+        check_range(flag(name), getattr(args, name), ge=0, le=1)
+    check_range("--temperature", args.temperature, ge=0)
+    check_range("--top-p", args.top_p, gt=0, le=1)
     if args.k_min > args.k_max:
         raise ConfigError(
             "--k-min is above --k-max",

@@ -84,6 +84,7 @@ def test_exact_creates_no_rollout_store(files):
         ("--search-limit", "0", "an integer >= 1"),
         ("--votes", "0", "an integer >= 1"),
         ("--judge-max-new-tokens", "0", "an integer >= 1"),
+        ("--seed", "-1", "an integer >= 0"),
         ("--temperature", "-0.5", "a number >= 0"),
         ("--temperature", "nan", "a number >= 0"),
         ("--top-p", "0", "a number in (0, 1]"),
@@ -97,7 +98,7 @@ def test_exact_creates_no_rollout_store(files):
 def test_out_of_range_flags_are_refused(files, flag, value, expected, capsys):
     assert main(_args(files, flag, value, method="mc")) == 1
     err = capsys.readouterr().err
-    assert f"{flag} is out of range" in err and expected in err
+    assert f"'{flag}' out of range" in err and expected in err
     shown = err.split("got ", 1)[1].split(";")[0]
     assert str(float(shown)) == str(float(value))
     assert not (files / "o.jsonl").exists() and not (files / "o.jsonl.rollouts.sqlite").exists()
