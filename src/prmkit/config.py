@@ -58,9 +58,9 @@ def option(
     le: float | None = None,
     lt: float | None = None,
 ) -> Any:
-    """A dataclass field with a default, a help string and an optional range (``None`` passes).
+    """A dataclass field with a default, a help string and an optional range for numbers.
 
-    Lists and dicts get a factory. A bounded float must also be finite (NaN, inf are refused).
+    Lists and dicts get a factory. A ``None`` value is always in range; NaN and infinities never.
     """
     metadata: dict[str, Any] = {"help": help}
     bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
@@ -121,10 +121,8 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _check_field(
-    f: dataclasses.Field, hint: Any, value: Any, where: str | None = None
-) -> tuple[bool, Any]:
-    """Type (and ``Literal`` choice) and range of one field's value; return (ok, coerced)."""
+def _check_field(f: dataclasses.Field, hint: Any, value: Any, where: str | None = None) -> Any:
+    """Check one field's value: type, ``Literal`` choice, range; return it coerced."""
     ok, coerced = _matches(value, hint)
     if not ok:
         raise ConfigError(
@@ -136,7 +134,7 @@ def _check_field(
         )
     if "range" in f.metadata and isinstance(coerced, (int, float)):
         check_range(f.name, coerced, where=where, **f.metadata["range"])
-    return coerced is not value, coerced
+    return coerced
 
 
 def check_ranges(obj: Any) -> None:
@@ -149,8 +147,9 @@ def check_ranges(obj: Any) -> None:
     """
     hints = _hints(type(obj))
     for f in dataclasses.fields(obj):
-        changed, coerced = _check_field(f, hints[f.name], getattr(obj, f.name))
-        if changed:
+        value = getattr(obj, f.name)
+        coerced = _check_field(f, hints[f.name], value)
+        if coerced is not value:
             object.__setattr__(obj, f.name, coerced)
 
 
@@ -262,7 +261,7 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
                 fix="remove or rename the key (see --help)",
                 where=source.get(key),
             )
-        kwargs[key] = _check_field(fields[key], hints[key], value, source.get(key))[1]
+        kwargs[key] = _check_field(fields[key], hints[key], value, source.get(key))
     return cls(**kwargs)
 
 
