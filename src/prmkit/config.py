@@ -124,6 +124,16 @@ def _hints(cls: type) -> dict[str, Any]:
 def _check_field(f: dataclasses.Field, hint: Any, value: Any, where: str | None = None) -> Any:
     """Check one field's value: type, ``Literal`` choice, range; return it coerced."""
     ok, coerced = _matches(value, hint)
+    choices = _choices(hint)
+    if not ok and choices and isinstance(value, str):
+        choices = ", ".join(choices)
+        raise ConfigError(
+            f"unknown choice for '{f.name}'",
+            got=value,
+            expected=f"one of {choices}",
+            fix=f"set {f.name} to one of those (see --help)",
+            where=where,
+        )
     if not ok:
         raise ConfigError(
             f"wrong type for '{f.name}'",
@@ -135,6 +145,22 @@ def _check_field(f: dataclasses.Field, hint: Any, value: Any, where: str | None 
     if "range" in f.metadata and isinstance(coerced, (int, float)):
         check_range(f.name, coerced, where=where, **f.metadata["range"])
     return coerced
+
+
+def _choices(hint: Any) -> list[str]:
+    """The values a hint with ``Literal`` choices allows, as written in YAML (``[]``: no choices)."""
+    args = (
+        typing.get_args(hint)
+        if typing.get_origin(hint) in (typing.Union, types.UnionType)
+        else (hint,)
+    )
+    literals = [a for a in args if typing.get_origin(a) is typing.Literal]
+    if not literals:
+        return []
+    out = [repr(v) for a in literals for v in typing.get_args(a)]
+    out += ["true", "false"] if bool in args else []
+    out += ["null"] if type(None) in args else []
+    return out
 
 
 def check_ranges(obj: Any) -> None:

@@ -380,3 +380,15 @@ def test_real_math_scores_with_oracle_threshold(shared_data, tmp_path):
     out = run_processbench([data], scores=scores, oracle_threshold=True)
     assert out["mean_f1"] == pytest.approx(100.0)
     assert 0.1 < out["threshold"] <= 0.9
+
+
+def test_a_prediction_line_without_its_key_names_the_keys_found(tmp_path):
+    """Was 'bad or missing prediction; got Ellipsis'."""
+    from prmkit.errors import DataFormatError
+    from prmkit.evaluate.processbench import load_predictions
+
+    path = tmp_path / "preds.jsonl"
+    path.write_text('{"id": "a", "pred": 2}\n', encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"missing prediction; got \['id', 'pred'\]") as exc:
+        load_predictions(path)
+    assert "Ellipsis" not in str(exc.value)

@@ -37,7 +37,7 @@ from dataclasses import astuple, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from prmkit.errors import DataFormatError
+from prmkit.errors import DataFormatError, PrmkitError
 
 __all__ = ["BUSY_TIMEOUT_S", "Rollout", "RolloutStore", "derive_seed"]
 
@@ -170,16 +170,26 @@ class RolloutStore:
         A rollout whose ``(state, idx)`` is already stored is skipped (another job on the store
         drew it first); read the stored ones back with :meth:`get`.
         """
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            before = self._db.total_changes
-            self._db.executemany(
-                f"INSERT INTO rollouts (namespace, {', '.join(_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))}) "
-                "ON CONFLICT (namespace, state, idx) DO NOTHING",  # not OR IGNORE: NOT NULL raises
-                [(namespace, *astuple(r)) for r in rollouts],
-            )
-            return self._db.total_changes - before
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                before = self._db.total_changes
+                self._db.executemany(
+                    f"INSERT INTO rollouts (namespace, {', '.join(_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * (len(_COLUMNS) + 1))}) "
+                    "ON CONFLICT (namespace, state, idx) DO NOTHING",  # not OR IGNORE: NOT NULL
+                    [(namespace, *astuple(r)) for r in rollouts],
+                )
+                return self._db.total_changes - before
+        except sqlite3.OperationalError as exc:  # locked past the timeout, disk full, read-only
+            raise PrmkitError(
+                "cannot write to the rollout store (this batch was not stored; the rollouts "
+                "stored before it are kept, and a rerun resumes from them)",
+                got=f"{self.path}: {exc}",
+                expected=f"a writable store that no other job holds locked for over "
+                f"{BUSY_TIMEOUT_S} s",
+                fix="wait for the other job on this store, free disk space, or check permissions",
+            ) from None
 
     def count(self, namespace: str, state: str) -> int:
         """How many rollouts of ``state`` are stored (they are always indices 0..count-1)."""

@@ -275,13 +275,21 @@ def load_predictions(path: str | os.PathLike[str]) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
     for lineno, obj in iter_jsonl(path):
         where = f"{path}:{lineno}"
-        sid, pred = obj.get("id"), obj.get("prediction", ...)
+        sid, pred = obj.get("id"), obj.get("prediction")
         if not isinstance(sid, str) or not sid:
             raise DataFormatError(
                 "bad or missing id",
                 got=sid,
                 expected="a non-empty string",
                 fix='write {"id": ..., "prediction": ...} per line',
+                where=where,
+            )
+        if "prediction" not in obj:
+            raise DataFormatError(
+                "missing prediction",
+                got=sorted(obj),
+                expected='the keys "id" and "prediction" (an integer >= -1, or null)',
+                fix="write the 0-based index of the first wrong step (-1 = none, null = no answer)",
                 where=where,
             )
         if pred is not None and (isinstance(pred, bool) or not isinstance(pred, int) or pred < -1):

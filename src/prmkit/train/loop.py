@@ -69,9 +69,11 @@ def build_prm(
     if add_tag_token:
         tokenizer.add_special_tokens({"additional_special_tokens": [spec.step_tag.strip()]})
     if spec.head == "tokcls":
-        model = AutoModelForTokenClassification.from_pretrained(path, num_labels=2)
+        model = AutoModelForTokenClassification.from_pretrained(
+            path, num_labels=2, use_safetensors=True
+        )
     else:
-        model = AutoModelForCausalLM.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
     model.to(device)

@@ -9,7 +9,7 @@ import pytest
 
 from prmkit.annotate.rollouts import State, solution_text
 from prmkit.annotate.store import Rollout, RolloutStore, derive_seed
-from prmkit.errors import DataFormatError, RecordError
+from prmkit.errors import DataFormatError, PrmkitError, RecordError
 
 
 def _rollout(state: str, idx: int, text: str = "x") -> Rollout:
@@ -150,6 +150,25 @@ def test_store_ignores_a_key_another_writer_stored_first(tmp_path):
 def test_store_waits_for_a_concurrent_writer(tmp_path):
     store = RolloutStore(tmp_path / "r.sqlite")
     assert store._db.execute("PRAGMA busy_timeout").fetchone()[0] >= 30_000
+
+
+def test_a_store_locked_too_long_is_a_typed_error_and_keeps_what_was_stored(tmp_path):
+    """Past the busy timeout, the writer gets a PrmkitError (no raw sqlite3 traceback)."""
+    path = tmp_path / "r.sqlite"
+    store = RolloutStore(path)
+    ns = store.namespace({"a": 1})
+    store.add(ns, [_rollout("s", 0)])
+    store._db.execute("PRAGMA busy_timeout = 50")  # a short wait instead of BUSY_TIMEOUT_S
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another job holds the write lock
+    try:
+        with pytest.raises(PrmkitError, match="cannot write to the rollout store"):
+            store.add(ns, [_rollout("s", 1)])
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert [r.idx for r in store.get(ns, "s")] == [0]
+    assert store.add(ns, [_rollout("s", 1)]) == 1  # the lock is gone: the rerun stores it
 
 
 def test_engines_sharing_a_store_return_what_it_holds(make_engine, traces, tmp_path):
