@@ -19,11 +19,13 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/prmkit demo --config recipes/demo.yaml
 
+# every tier but gpu: unit + integration + slow (this -m replaces the default in pyproject.toml)
 test: setup
 	$(PY) -m pytest -q -m "not gpu"
 
+# plain pytest: the fast unit tier (pyproject.toml's addopts deselect integration, slow, gpu)
 test-fast: setup
-	$(PY) -m pytest -q -m "not integration and not slow and not gpu"
+	$(PY) -m pytest -q
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench

@@ -24,6 +24,28 @@ SHARED_DATA = Path(
 SAMPLE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"
 
 
+INTEGRATION_DIR = Path(__file__).resolve().parent / "integration"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tiers: every test under tests/integration is ``integration``; ``gpu`` skips without CUDA.
+
+    The default selection (``addopts`` in pyproject.toml) then leaves integration tests out of
+    plain ``pytest`` even when a file there forgets its marker.
+    """
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    for item in items:
+        if item.path.is_relative_to(INTEGRATION_DIR) and not item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
+    if gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            for item in gpu:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA device"))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The full real data sets (tests using it skip when absent)."""

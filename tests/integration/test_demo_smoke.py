@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from prmkit.cli import main
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_demo_runs_every_stage_on_a_tiny_model(tiny_model_dir, tmp_path, monkeypatch, capsys):
