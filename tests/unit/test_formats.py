@@ -252,6 +252,41 @@ def test_prmbench_to_trl_counts(prmbench: tuple[Path, dict], tmp_path: Path) -> 
     assert report.lost["steps cut after the first wrong step"] == expect["trl_cut"]
 
 
+def test_prmbench_write_restores_only_meta_of_the_right_type(
+    sample_data: Path, tmp_path: Path
+) -> None:
+    """Found by fuzzing: meta['idx'] = None was written as is, and the reader refused the file."""
+    path = sample_data / "prmbench" / "prm800k_test_p1_4o_circular.jsonl"
+    (trace,), _ = _quiet_read("prmbench", path)
+    trace.meta.update(idx=None, original_process=["a", 3], reason=["r"])
+    report = ConversionReport()
+    write("prmbench", tmp_path / "out.jsonl", [trace], report=report)
+    (row,) = _lines(tmp_path / "out.jsonl")
+    assert row["idx"] == trace.id and row["original_process"] == trace.steps
+    assert row["reason"] == "" and row["classification"] == "circular"
+    assert report.lost == {
+        "meta['original_process'] values of the wrong type, written from the record": 1,
+        "meta['reason'] values of the wrong type, written from the record": 1,
+        "meta['idx'] values of the wrong type, written from the record": 1,
+    }
+    (back,), _ = _quiet_read("prmbench", tmp_path / "out.jsonl")
+    assert back.steps == trace.steps and back.labels == trace.labels
+
+
+def test_processbench_write_refuses_repeated_ids(tmp_path: Path) -> None:
+    """ProcessBench's reader refuses repeated ids, so its writer does not write them."""
+    traces = [_trace(["a"], [1.0], "same"), _trace(["b"], [0.0], "same")]
+    with pytest.raises(RecordError, match="duplicate id; got 'same'"):
+        write("processbench", tmp_path / "pb.json", traces, report=ConversionReport())
+    assert list(tmp_path.iterdir()) == []
+    traces[0].meta["generator"] = ["not", "text"]
+    traces[1].id = "other"
+    report = ConversionReport()
+    write("processbench", tmp_path / "pb.json", traces, report=report)
+    assert json.loads((tmp_path / "pb.json").read_text())[0]["generator"] == ""
+    assert report.lost["generator values that are not text, written as ''"] == 1
+
+
 # ---------------------------------------------------------------------------- PRM800K
 
 
@@ -305,6 +340,19 @@ def test_prm800k_write_restores_ratings(tmp_path: Path) -> None:
     rows = _lines(tmp_path / "out.jsonl")
     assert rows[0]["label"]["steps"][2]["chosen_completion"] is None  # phase-2 style error step
     assert rows[0]["label"]["finish_reason"] == "found_error"
+
+
+def test_prm800k_write_ignores_meta_it_cannot_restore(tmp_path: Path) -> None:
+    """Found by fuzzing: meta ratings with a list in them, a non-text finish_reason."""
+    traces, _ = _quiet_read("prm800k", FIXTURES / "prm800k.jsonl")
+    traces[0].meta["ratings"] = [[], 1, -1]
+    traces[1].meta["finish_reason"] = 7
+    prm800k_format.write(tmp_path / "out.jsonl", traces[:2], report=ConversionReport())
+    rows = _lines(tmp_path / "out.jsonl")
+    assert [s["completions"][0]["rating"] for s in rows[0]["label"]["steps"]] == [1, 1, -1]
+    assert rows[1]["label"]["finish_reason"] == "solution"
+    again, _ = _quiet_read("prm800k", tmp_path / "out.jsonl")
+    assert [t.labels for t in again] == [t.labels for t in traces[:2]]
 
 
 # ---------------------------------------------------------------------------- Math-Shepherd

@@ -295,6 +295,14 @@ CASES = [
         RecordError,
         ["input does not start with the prompt"],
     ),
+    # found by tests/unit/test_fuzz_readers.py: a list here was a TypeError (unhashable)
+    (
+        "prm800k",
+        "p.jsonl",
+        _row(question={"problem": "2+2?"}, label={"steps": [], "finish_reason": []}),
+        RecordError,
+        [r"p\.jsonl:1 field 'label\.finish_reason': wrong type", "got 'list'"],
+    ),
 ]
 
 

@@ -197,6 +197,14 @@ def read(
         label = require(row, "label", dict, where)
         steps = require(label, "steps", list, f"{where} field 'label'")
         finish = label.get("finish_reason")
+        if finish is not None and not isinstance(finish, str):
+            raise RecordError(
+                "wrong type",
+                got=type(finish).__name__,
+                expected="a string or null",
+                fix="finish_reason is PRM800K's reason text, e.g. 'solution' or 'found_error'",
+                where=f"{where} field 'label.finish_reason'",
+            )
         report.steps_read += len(steps)
         if finish in skip:
             report.drop(f"lines with finish_reason {finish!r}")
@@ -233,7 +241,10 @@ def _ratings(record: LabeledTrace, hard: list[bool]) -> list[int]:
         return [1 if ok else -1 for ok in hard]
     agree = {1: (True,), -1: (False,), 0: (True, False)}  # a neutral 0 fits either label
     raw = raw[: len(hard)]
-    if all(r in agree and ok in agree[r] for r, ok in zip(raw, hard, strict=True)):
+    if all(
+        not isinstance(r, bool) and isinstance(r, (int, float)) and r in agree and ok in agree[r]
+        for r, ok in zip(raw, hard, strict=True)
+    ):
         return [int(r) for r in raw]
     return [1 if ok else -1 for ok in hard]
 
@@ -266,7 +277,9 @@ def write(
         meta = record.meta
         question = {"problem": record.prompt}
         question.update({k: meta[k] for k in _META_QUESTION if k in meta})
-        finish = meta.get("finish_reason") or ("found_error" if -1 in ratings else "solution")
+        finish = meta.get("finish_reason")
+        if not isinstance(finish, str) or not finish:  # PRM800K's reader takes text or null
+            finish = "found_error" if -1 in ratings else "solution"
         row = {k: meta.get(k) for k in _META_TOP}
         row.update(
             {

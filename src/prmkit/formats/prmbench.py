@@ -38,7 +38,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -87,6 +87,18 @@ def input_files(path: str | os.PathLike[str]) -> list[Path]:
             )
         return files
     return [path]
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list)
+
+
+def _is_str_list(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def _strip_number(step: str, position: int) -> str:
@@ -284,7 +296,8 @@ def write(
     """Write records as PRMBench JSONL rows (atomic); return the count written.
 
     ``error_steps`` are the 1-based positions of labels below ``threshold``. Fields kept in
-    ``meta`` (from reading PRMBench) are restored; missing ones are filled from the record.
+    ``meta`` (from reading PRMBench) are restored; missing ones, and ones of a type PRMBench's
+    reader would refuse (counted as lost), are filled from the record.
     """
     check_threshold(threshold)
 
@@ -294,17 +307,25 @@ def write(
             return None
         steps = list(record.steps[: len(hard)])
         meta = record.meta
+
+        def restored(key: str, default: Any, ok: Callable[[Any], bool]) -> Any:
+            value = meta.get(key, default)
+            if ok(value):
+                return value
+            report.lose(f"meta['{key}'] values of the wrong type, written from the record")
+            return default
+
         row = {
-            "original_question": meta.get("original_question", record.prompt),
+            "original_question": restored("original_question", record.prompt, _is_str),
             "modified_question": record.prompt,
-            "original_process": meta.get("original_process", steps),
+            "original_process": restored("original_process", steps, _is_str_list),
             "modified_process": steps,
-            "modified_steps": meta.get("modified_steps", []),
+            "modified_steps": restored("modified_steps", [], _is_list),
             "error_steps": [k + 1 for k, ok in enumerate(hard) if not ok],
-            "reason": meta.get("reason", ""),
-            "idx": meta.get("idx", record.id),
-            "question": meta.get("question", record.prompt),
-            "classification": meta.get("classification", ""),
+            "reason": restored("reason", "", _is_str),
+            "idx": restored("idx", record.id, _is_str),
+            "question": restored("question", record.prompt, _is_str),
+            "classification": restored("classification", "", _is_str),
         }
         row.update({k: v for k, v in meta.items() if k not in row})
         return row, len(steps)

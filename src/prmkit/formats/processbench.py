@@ -142,12 +142,26 @@ def write(
     *,
     report: ConversionReport | None = None,
 ) -> int:
-    """Write records as a ProcessBench JSON list (streamed, atomic); return the count written."""
+    """Write records as a ProcessBench JSON list (streamed, atomic); return the count written.
+
+    Raises:
+        RecordError: two records share an id (ProcessBench's reader refuses that file).
+    """
     report, owned = own_report(report, dst_format=NAME, out_path=str(path))
     count = 0
+    seen: set[str] = set()
     with atomic_write(path) as handle:
         handle.write("[")
         for record in labeled_only(records, report):
+            if record.id in seen:
+                raise RecordError(
+                    "duplicate id",
+                    got=record.id,
+                    expected="unique ids (ProcessBench items are told apart by id)",
+                    fix="give every record its own id before writing ProcessBench",
+                    where=f"record {count} written to {path}",
+                )
+            seen.add(record.id)
             fe = record.first_error
             after = record.labels[fe + 1 :] if fe >= 0 else []
             report.lose(
@@ -161,9 +175,13 @@ def write(
             if not isinstance(correct, bool):
                 report.lose("final_answer_correct unknown, written as null")
                 correct = None
+            generator = record.meta.get("generator", "")
+            if not isinstance(generator, str):
+                report.lose("generator values that are not text, written as ''")
+                generator = ""
             item = {
                 "id": record.id,
-                "generator": str(record.meta.get("generator", "")),
+                "generator": generator,
                 "problem": record.prompt,
                 "steps": list(record.steps),
                 "final_answer_correct": correct,
