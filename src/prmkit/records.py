@@ -292,6 +292,10 @@ def _check_labels(where: str | None, labels: Any, n_steps: int, first_error: Any
     for i, label in enumerate(labels):
         if label is not None:
             _check_score(where, f"labels[{i}]", label, unit=True)
+    _check_first_error(where, first_error, n_steps)
+
+
+def _check_first_error(where: str | None, first_error: Any, n_steps: int) -> None:
     if isinstance(first_error, bool) or not isinstance(first_error, int):
         _fail(
             where,
@@ -372,9 +376,13 @@ class ScoredTrace(Trace):
         for i, score in enumerate(self.step_scores):
             _check_score(where, f"step_scores[{i}]", score, unit=False)
         _check_str(where, "prm", self.prm)
+        if self.label_source is not None:
+            _check_str(where, "label_source", self.label_source)
         if self.labels is not None:
             fe = -1 if self.first_error is None else self.first_error
             _check_labels(where, self.labels, len(self.steps), fe)
+        elif self.first_error is not None:
+            _check_first_error(where, self.first_error, len(self.steps))
 
 
 _KINDS: dict[str, type[Record]] = {

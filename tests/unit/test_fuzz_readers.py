@@ -481,11 +481,6 @@ _SCORED = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="records.py: ScoredTrace.validate never checks label_source, so a list is read as a "
-    "record and writing it to Parquet then fails inside pyarrow (an untyped error)",
-)
 @pytest.mark.parametrize("label_source", [[0, False], 3, {"a": 1}])
 def test_scored_trace_label_source_must_be_text(tmp_path: Path, label_source: Any) -> None:
     path = tmp_path / "s.jsonl"
@@ -493,11 +488,6 @@ def test_scored_trace_label_source_must_be_text(tmp_path: Path, label_source: An
     assert _read_or_typed_error(read_records, path, ScoredTrace) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="records.py: ScoredTrace.validate checks first_error only when labels are present, "
-    "so a scored trace without labels keeps any first_error (a string, a float, -7)",
-)
 @pytest.mark.parametrize("first_error", ["oops", 1.5, -7, True])
 def test_scored_trace_first_error_is_checked_without_labels(
     tmp_path: Path, first_error: Any
