@@ -42,6 +42,7 @@ __all__ = [
     "Trace",
     "first_error_from_labels",
     "iter_records",
+    "read_nonempty",
     "read_records",
     "write_records",
 ]
@@ -463,6 +464,20 @@ def _parquet_record(cls: type[R], obj: dict[str, Any], where: str) -> R:
 def read_records(path: str | os.PathLike[str], cls: type[R]) -> list[R]:
     """Read all records of type ``cls`` (or a subclass) from a JSONL or Parquet file."""
     return list(iter_records(path, cls))
+
+
+def read_nonempty(path: str | os.PathLike[str], cls: type[R], *, noun: str, fix: str) -> list[R]:
+    """:func:`read_records`, refusing a file that holds none (``0 NOUN in FILE``).
+
+    Raises:
+        DataFormatError: the file holds no records (or any reading error).
+    """
+    records = read_records(path, cls)
+    if not records:
+        raise DataFormatError(
+            f"0 {noun} in {path}", expected=f"at least one {cls.KIND} record", fix=fix
+        )
+    return records
 
 
 def write_records(path: str | os.PathLike[str], records: Iterable[Record]) -> int:

@@ -25,9 +25,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prmkit.config import check_range
-from prmkit.errors import ConfigError, DataFormatError
+from prmkit.errors import ConfigError
 from prmkit.io import check_distinct_output
-from prmkit.records import LabeledTrace, Problem, Trace, read_records, write_records
+from prmkit.records import (
+    LabeledTrace,
+    Problem,
+    Trace,
+    read_nonempty,
+    read_records,
+    write_records,
+)
 
 if TYPE_CHECKING:
     from prmkit.annotate.store import RolloutStore
@@ -338,13 +345,9 @@ def run(args: argparse.Namespace) -> int:
         args.store = str(args.out) + ".rollouts.sqlite"
     check_distinct_output(args.out, [args.traces, args.problems, args.store], name="--out")
     check_distinct_output(args.store, [args.traces, args.problems], name="--store")
-    traces = read_records(args.traces, Trace)[: args.limit]
-    if not traces:
-        raise DataFormatError(
-            f"0 traces in {args.traces}",
-            expected="at least one Trace record",
-            fix="pass the traces file written by `prmkit generate`",
-        )
+    traces = read_nonempty(
+        args.traces, Trace, noun="traces", fix="pass the traces file written by `prmkit generate`"
+    )[: args.limit]
     if args.problems is None and args.method not in ("judge",):
         raise ConfigError(
             "--problems is required for this method",

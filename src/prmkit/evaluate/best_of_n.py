@@ -40,8 +40,8 @@ from typing import Any, Literal
 import numpy as np
 
 from prmkit.config import check_range
-from prmkit.errors import DataFormatError, PrmkitError, RecordError
-from prmkit.records import ScoredTrace, read_records
+from prmkit.errors import PrmkitError, RecordError
+from prmkit.records import ScoredTrace, read_nonempty
 from prmkit.score.aggregate import AGGREGATIONS, aggregate
 
 __all__ = [
@@ -363,13 +363,12 @@ def run_best_of_n(
     Raises:
         DataFormatError: the file holds no traces.
     """
-    traces = read_records(scores, ScoredTrace)
-    if not traces:
-        raise DataFormatError(
-            f"0 scored traces in {scores}",
-            expected="scored solutions of at least one problem",
-            fix="pass the output of prmkit score (did an earlier stage write nothing?)",
-        )
+    traces = read_nonempty(
+        scores,
+        ScoredTrace,
+        noun="scored traces",
+        fix="pass the output of prmkit score (did an earlier stage write nothing?)",
+    )
     return best_of_n(
         group_problems(traces, correct_key=correct_key, correct_from=correct_from), **kwargs
     )

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from prmkit.config import check_range
-from prmkit.errors import DataFormatError, RecordError
-from prmkit.records import ScoredTrace, read_records
+from prmkit.errors import RecordError
+from prmkit.records import ScoredTrace, read_nonempty
 
 __all__ = [
     "CORRECT_CLASS",
@@ -225,11 +225,10 @@ def run_prmbench(
     Raises:
         DataFormatError: the file holds no traces.
     """
-    traces = read_records(scores, ScoredTrace)
-    if not traces:
-        raise DataFormatError(
-            f"0 scored traces in {scores}",
-            expected="scored PRMBench traces with labels",
-            fix="pass the output of prmkit score (did an earlier stage write nothing?)",
-        )
+    traces = read_nonempty(
+        scores,
+        ScoredTrace,
+        noun="scored traces",
+        fix="pass the output of prmkit score (did an earlier stage write nothing?)",
+    )
     return evaluate_prmbench(traces, threshold, class_key)

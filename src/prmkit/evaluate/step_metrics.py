@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from prmkit.config import check_range
-from prmkit.errors import DataFormatError, PrmkitError
-from prmkit.records import ScoredTrace, read_records
+from prmkit.errors import PrmkitError
+from prmkit.records import ScoredTrace, read_nonempty
 
 __all__ = [
     "auroc",
@@ -177,11 +177,10 @@ def run_step_metrics(scores: str | os.PathLike[str], n_bins: int = 10) -> dict[s
     Raises:
         DataFormatError: the file holds no traces.
     """
-    traces = read_records(scores, ScoredTrace)
-    if not traces:
-        raise DataFormatError(
-            f"0 scored traces in {scores}",
-            expected="at least one ScoredTrace",
-            fix="pass the output of prmkit score (did an earlier stage write nothing?)",
-        )
+    traces = read_nonempty(
+        scores,
+        ScoredTrace,
+        noun="scored traces",
+        fix="pass the output of prmkit score (did an earlier stage write nothing?)",
+    )
     return step_metrics(traces, n_bins)

@@ -52,8 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Score the traces and write ScoredTrace records."""
-    from prmkit.errors import ConfigError, DataFormatError
-    from prmkit.records import Trace, read_records, write_records
+    from prmkit.errors import ConfigError
+    from prmkit.records import Trace, read_nonempty, write_records
     from prmkit.score.scorer import PRMScorer
 
     for name in ("prm", "traces", "out"):
@@ -67,13 +67,12 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(
                 f"missing '{name}'", got="", expected="a path", fix=f"pass --{name} PATH"
             )
-    traces = read_records(cfg.traces, Trace)
-    if not traces:
-        raise DataFormatError(
-            f"0 traces in {cfg.traces}",
-            expected="at least one Trace record",
-            fix="pass the output of prmkit generate (did an earlier stage write nothing?)",
-        )
+    traces = read_nonempty(
+        cfg.traces,
+        Trace,
+        noun="traces",
+        fix="pass the output of prmkit generate (did an earlier stage write nothing?)",
+    )
     start = time.perf_counter()
     spec = None
     if cfg.spec:

@@ -87,11 +87,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def train(cfg: TrainConfig, log=print) -> dict:
     """Run a whole training from a config; return the report written beside the checkpoint."""
-    from prmkit.errors import ConfigError, DataFormatError
+    from prmkit.errors import ConfigError
     from prmkit.io import write_json
     from prmkit.prm.checkpoint import check_checkpoint_target, save_prm
     from prmkit.prm.spec import PRMSpec
-    from prmkit.records import LabeledTrace, read_records
+    from prmkit.records import LabeledTrace, read_nonempty
     from prmkit.train.collate import build_examples, split_eval
     from prmkit.train.loop import build_prm, fit
 
@@ -103,13 +103,12 @@ def train(cfg: TrainConfig, log=print) -> dict:
     check_checkpoint_target(cfg.out, overwrite=cfg.overwrite)  # before minutes of training
     records = {}  # read before the model loads
     for path in filter(None, (cfg.data, cfg.eval_data)):
-        records[path] = read_records(path, LabeledTrace)
-        if not records[path]:
-            raise DataFormatError(
-                f"0 labelled traces in {path}",
-                expected="at least one LabeledTrace",
-                fix="pass the output of prmkit annotate or check (did it write nothing?)",
-            )
+        records[path] = read_nonempty(
+            path,
+            LabeledTrace,
+            noun="labelled traces",
+            fix="pass the output of prmkit annotate or check (did it write nothing?)",
+        )
     overrides = {
         "max_length": cfg.max_length,
         "aggregation": cfg.aggregation,
