@@ -34,3 +34,25 @@ def test_demo_runs_every_stage_on_a_tiny_model(tiny_model_dir, tmp_path, monkeyp
     assert (out / "traces_eval.processbench.json").exists()
     assert (out / "traces_eval.trl.jsonl").exists()
     assert (out / "report.html").exists() and (out / "report.md").exists()
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert f"CPU capability {capability}" in text.split("== 1. policy")[0]  # printed first
+    assert summary["machine"]["cpu_capability"] == capability
+
+
+def test_demo_runs_again_over_its_own_output(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """A second `make demo` replaces the demo's own PRM checkpoint (train refuses other folders)."""
+    monkeypatch.setenv("PRMKIT_DATA_DIR", str(tmp_path / "no-shared-data"))
+    out = tmp_path / "demo"
+    argv = [
+        "demo", f"out_dir={out}", f"model={tiny_model_dir}", "warmup_recipe=",
+        "n_eval_problems=1", "n_samples=2", "n_train_problems=2", "n_train_samples=2",
+        "n_annotate=1", "mc_k=1", "binary_k=1", "max_new_tokens=4", "prm_epochs=1",
+        "probe_layer=1", "search_problems=1", "search_n=2", "search_m=1",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    first = (out / "prm" / "prm_spec.json").stat().st_mtime_ns
+    assert main(argv) == 0
+    assert (out / "prm" / "prm_spec.json").stat().st_mtime_ns != first
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".prm.")]  # no leftovers
