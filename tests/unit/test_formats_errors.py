@@ -382,3 +382,41 @@ def test_cli_rejects_option_of_another_format(
         "completions": ["1+1=2", "So 2."],
         "labels": [True, True],
     }
+
+
+@pytest.mark.parametrize("same", ["t.jsonl", "./t.jsonl", "link.jsonl"])
+def test_convert_refuses_to_write_over_its_own_input(tmp_path, monkeypatch, capsys, same):
+    """`prmkit convert t.jsonl t.jsonl` replaced the data being read with the result."""
+    from prmkit.cli import main
+    from prmkit.records import Trace, write_records
+
+    monkeypatch.chdir(tmp_path)
+    trace = Trace(id="t", problem_id="p", prompt="1 + 1?", steps=["1 + 1 = 2"], answer="2")
+    write_records("t.jsonl", [trace])
+    (tmp_path / "link.jsonl").symlink_to(tmp_path / "t.jsonl")
+    before = (tmp_path / "t.jsonl").read_bytes()
+    assert main(["convert", "--from", "prmkit", "--to", "trl", "t.jsonl", same]) == 1
+    assert "the output path is also an input" in capsys.readouterr().err
+    assert (tmp_path / "t.jsonl").read_bytes() == before
+
+
+def test_convert_refuses_a_report_over_an_input_and_an_output_inside_an_input_folder(
+    tmp_path, capsys
+):
+    from prmkit.cli import main
+    from prmkit.errors import ConfigError
+    from prmkit.formats import convert
+    from prmkit.records import Trace, write_records
+
+    src = tmp_path / "t.jsonl"
+    trace = Trace(id="t", problem_id="p", prompt="1 + 1?", steps=["1 + 1 = 2"], answer="2")
+    write_records(src, [trace])
+    before = src.read_bytes()
+    argv = ["convert", "--from", "prmkit", "--to", "trl", str(src), str(tmp_path / "o.jsonl")]
+    assert main([*argv, "--report", str(src)]) == 1
+    assert "--report path is also an input" in capsys.readouterr().err
+    assert src.read_bytes() == before and not (tmp_path / "o.jsonl").exists()
+    folder = tmp_path / "prmbench"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match="inside the input folder"):
+        convert("prmbench", "prmkit", folder, folder / "out.jsonl")

@@ -17,7 +17,7 @@ import yaml
 from prmkit.cli import add_config_arguments, stage_config
 from prmkit.formats.common import LossyConversionWarning
 from prmkit.formats.convert import FORMATS, ConvertOptions, convert, option_uses
-from prmkit.io import write_json
+from prmkit.io import check_distinct_output, write_json
 
 __all__ = ["add_arguments", "run"]
 
@@ -72,6 +72,8 @@ def _set_keys(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Run the conversion; print the counts, and the lossy-conversion warning on stderr."""
     options = stage_config(ConvertOptions, args)
+    if args.report:
+        check_distinct_output(args.report, [args.input, args.output], name="--report")
     given = {key: getattr(options, key) for key in _set_keys(args)}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", LossyConversionWarning)

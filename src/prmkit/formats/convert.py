@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
@@ -32,6 +33,7 @@ from prmkit.formats import (
     trl,
 )
 from prmkit.formats.common import ConversionReport
+from prmkit.io import check_distinct_output
 from prmkit.records import Trace
 
 __all__ = ["FORMATS", "ConvertOptions", "convert", "option_uses", "read", "write"]
@@ -119,6 +121,19 @@ def write(fmt: str, path: str | os.PathLike[str], records: Iterable[Trace], **op
     return _module(fmt, "output").write(path, records, **options)
 
 
+def _check_output_path(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str]) -> None:
+    """Refuse an output that is the input file, or lies inside an input folder (prmbench)."""
+    check_distinct_output(out_path, [in_path])
+    folder, target = Path(in_path).resolve(), Path(out_path).resolve()
+    if folder.is_dir() and folder in target.parents:
+        raise ConfigError(
+            "the output path is inside the input folder",
+            got=str(out_path),
+            expected=f"a path outside {in_path} (its files are the input)",
+            fix="write the output to another folder",
+        )
+
+
 def convert(
     src_fmt: str,
     dst_fmt: str,
@@ -144,9 +159,12 @@ def convert(
         one :class:`~prmkit.formats.common.LossyConversionWarning` says so with the counts.
 
     Raises:
-        ConfigError: an unknown format, an unknown option, or one neither side uses.
+        ConfigError: an unknown format, an unknown option, or one neither side uses; an output
+            path that is the input (or inside an input folder), which would replace the data
+            being read.
         DataFormatError, RecordError: bad input, naming file, line/record and field.
     """
+    _check_output_path(in_path, out_path)
     reader, writer = _module(src_fmt, "input"), _module(dst_fmt, "output")
     known = {f.name for f in fields(ConvertOptions)}
     for name in options:
