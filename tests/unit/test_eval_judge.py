@@ -183,3 +183,21 @@ def test_bad_data_fails_before_the_judge_is_loaded(tmp_path, capsys):
     argv = ["eval", "processbench", "--data", str(bad), "--judge", "no-such-model-dir"]
     assert main(argv) == 1
     assert "bad steps" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("\\boxed{3} ... on reflection \\boxed{\\text{none}}", None),  # the last box counts
+        ("\\boxed{\\frac{1}{2}} so the error is \\boxed{1}", 1),
+        ("paragraph \\boxed{ 2 }", 2),
+        ("all fine \\boxed{-1}", -1),
+        ("\\boxed{1", None),  # unclosed
+        ("\\boxed{7}", None),  # past the last step
+    ],
+)
+def test_verdict_is_the_last_box_as_processbench(text, expected):
+    """Issue 11 item 4: the last \\boxed{}, not the last integer one."""
+    from prmkit.annotate.judge import parse_verdict
+
+    assert parse_verdict(text, 5) == expected

@@ -93,3 +93,12 @@ def test_step_metrics_with_logit_scores_skips_ece():
     out = step_metrics([_t([2.0, -1.0], [1.0, 0.0])])
     assert out["auroc"] == 1.0 and out["ece"] is None and out["calibration"] is None
     assert out["notes"]
+
+
+def test_calibration_bins_put_a_score_on_an_edge_into_the_bin_it_opens():
+    """Issue 11 item 17: 0.57 at 100 bins is in bin 57 (int(0.57 * 100) == 56)."""
+    from prmkit.evaluate.step_metrics import calibration_bins
+
+    bins = calibration_bins([0.57, 0.3, 1.0, 0.0], [1, 0, 1, 0], 100)
+    assert [i for i, b in enumerate(bins) if b["n"]] == [0, 30, 57, 99]
+    assert bins[57]["lo"] == 0.57 and bins[57]["mean_score"] == 0.57

@@ -76,15 +76,18 @@ def _need_root(values: Values, scheme: str) -> None:
 def rpe_labels(values: Values, epsilon: float = 0.8) -> list[float | None]:
     """GenPRM relative progress: step i is correct iff ``values[i+1] / values[i] >= epsilon``.
 
-    A step after a state of value 0 (no rollout succeeds) is wrong.
+    As GenPRM, once a state's value is 0 (no rollout succeeds) every later step is wrong too,
+    whatever later values say: ``[0.5, 0.5, 0, 0.25, 0.25, 0]`` gives ``[1, 0, 0, 0, 0]``.
     """
     _need_root(values, "rpe")
     out: list[float | None] = []
+    dead = False
     for before, after in itertools.pairwise(values):
-        if after is None or before is None:
-            out.append(None)
-        elif before == 0:
+        dead = dead or before == 0
+        if dead:
             out.append(0.0)
+        elif after is None or before is None:
+            out.append(None)
         else:
             out.append(float(after / before >= epsilon))
     return out

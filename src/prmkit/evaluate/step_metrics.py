@@ -75,7 +75,10 @@ def calibration_bins(
     s = np.asarray(scores, dtype=float)
     t = np.asarray(targets, dtype=float)
     _check_unit(s)
-    idx = np.minimum((s * n_bins).astype(int), n_bins - 1)
+    # bin b holds b/n <= s < (b+1)/n with the edges computed as b/n, so 0.57 lands in bin 57 of
+    # 100 (int(0.57 * 100) is 56: 0.57 * 100 = 56.99999999999999)
+    edges = np.array([b / n_bins for b in range(n_bins + 1)])
+    idx = np.minimum(np.searchsorted(edges, s, side="right") - 1, n_bins - 1)
     out = []
     for b in range(n_bins):
         mask = idx == b

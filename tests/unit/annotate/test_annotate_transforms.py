@@ -39,15 +39,16 @@ VALUES = [0.5, 0.75, 0.5, 0.125, 0.0, None]
     [
         ("hard", [1.0, 1.0, 1.0, 0.0, None], 3),
         ("soft", [0.75, 0.5, 0.125, 0.0, None], 3),
-        # ratios 1.5, 0.667, 0.25, 0.0: the second step already loses too much
-        ("rpe", [1.0, 0.0, 0.0, 0.0, None], 1),
+        # ratios 1.5, 0.667, 0.25, 0.0: the second step already loses too much; after the
+        # state of value 0 every step is wrong (GenPRM), even one whose value is unknown
+        ("rpe", [1.0, 0.0, 0.0, 0.0, 0.0], 1),
         ("pav", [0.625, 0.375, 0.3125, 0.4375, None], 3),
     ],
 )
 def test_label_schemes(scheme, labels, first_error):
     got, fe, extra = labels_from_values(VALUES, scheme)
     assert got[:4] == pytest.approx(labels[:4])
-    assert got[4] is None and fe == first_error
+    assert got[4] == labels[4] and fe == first_error
     if scheme == "pav":
         assert extra["progress"][:4] == pytest.approx([0.25, -0.25, -0.375, -0.125])
 
@@ -55,7 +56,7 @@ def test_label_schemes(scheme, labels, first_error):
 def test_transform_edges():
     assert hard_labels([None, 0.2, 0.0]) == [1.0, 0.0]
     assert soft_labels([None, 0.2, 0.0]) == [0.2, 0.0]
-    assert rpe_labels([0.0, 0.5, 1.0]) == [0.0, 1.0]  # after a hopeless root: wrong
+    assert rpe_labels([0.0, 0.5, 1.0]) == [0.0, 0.0]  # after a hopeless root: all wrong
     assert rpe_labels([0.5, 0.4, 0.4], epsilon=0.8) == [1.0, 1.0]  # 0.8 is enough
     assert pav_progress([0.5, 1.0]) == [0.5]
     with pytest.raises(ConfigError, match="pass rate"):
@@ -256,3 +257,12 @@ def test_cli_exact_method_and_errors(problems, traces, tmp_path, capsys):
     out = read_records(tmp_path / "o.jsonl", LabeledTrace)
     assert [t.first_error for t in out] == [0, 2, 3, 5]
     assert "labelled 4/4 traces with exact" in capsys.readouterr().out
+
+
+def test_rpe_is_zero_after_the_first_zero_value_as_genprm():
+    """Issue 11 item 6: a later non-zero value does not revive steps after a dead state."""
+    from prmkit.annotate.transforms import rpe_labels
+
+    assert rpe_labels([0.5, 0.5, 0, 0.25, 0.25, 0]) == [1.0, 0.0, 0.0, 0.0, 0.0]
+    assert rpe_labels([0.5, 0.5, 0.5], epsilon=0.8) == [1.0, 1.0]
+    assert rpe_labels([0.0, 0.5]) == [0.0]
