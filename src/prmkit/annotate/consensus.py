@@ -88,7 +88,9 @@ class ConsensusLabeler:
     """Keep traces on which every member labeler finds the same first error.
 
     Args:
-        members: Two or more labelers; the first one's labels are kept.
+        members: Two or more labelers; the first one's labels are kept up to and including the
+            agreed first error. The members agree on nothing after it, so later labels are
+            ``null`` (a member such as MC without stop-at-zero may have said 1.0 there).
     """
 
     name = "consensus"
@@ -141,10 +143,12 @@ class ConsensusLabeler:
                     "rollouts": sum(v.meta["annotation"]["rollouts"] for v in versions.values()),
                 },
             }
+            agreed = record.first_error
+            labels = record.labels if agreed < 0 else record.labels[: agreed + 1]
             kept.append(
                 LabeledTrace(
                     **record.trace_fields() | {"meta": meta},
-                    labels=record.labels,
+                    labels=labels + [None] * (len(record.labels) - len(labels)),
                     first_error=record.first_error,
                     label_source="consensus:" + "+".join(errors),
                 )

@@ -135,6 +135,10 @@ def labels_from_values(
     return labels, first_error, extra
 
 
+_SCHEME_KEYS = ("epsilon", "progress")
+"""Annotation keys one label scheme adds (``rpe``, ``pav``); :func:`relabel` drops stale ones."""
+
+
 def _values(trace: LabeledTrace) -> list[float | None]:
     values = trace.meta.get("annotation", {}).get("values")
     if not isinstance(values, list) or len(values) != len(trace.steps) + 1:
@@ -152,7 +156,8 @@ def relabel(trace: LabeledTrace, scheme: str, *, epsilon: float = 0.8) -> Labele
     """The same trace with labels recomputed from its stored Monte Carlo values."""
     labels, first_error, extra = labels_from_values(_values(trace), scheme, epsilon=epsilon)
     meta = dict(trace.meta)
-    meta["annotation"] = {**meta["annotation"], "label": scheme, **extra}
+    kept = {k: v for k, v in meta["annotation"].items() if k not in _SCHEME_KEYS}
+    meta["annotation"] = {**kept, "label": scheme, **extra}
     return LabeledTrace(
         **trace.trace_fields() | {"meta": meta},
         labels=labels,

@@ -266,3 +266,55 @@ def test_rpe_is_zero_after_the_first_zero_value_as_genprm():
     assert rpe_labels([0.5, 0.5, 0, 0.25, 0.25, 0]) == [1.0, 0.0, 0.0, 0.0, 0.0]
     assert rpe_labels([0.5, 0.5, 0.5], epsilon=0.8) == [1.0, 1.0]
     assert rpe_labels([0.0, 0.5]) == [0.0]
+
+
+class _Fixed:
+    """A scripted labeler: fixed labels per trace id."""
+
+    def __init__(self, name, labels):
+        self.name, self._labels = name, labels
+
+    def label(self, traces):
+        from prmkit.annotate.protocol import Cost, annotation_meta
+        from prmkit.records import LabeledTrace, first_error_from_labels
+
+        out = []
+        for t in traces:
+            labels = self._labels[t.id]
+            meta = {**t.meta, "annotation": annotation_meta(self.name, Cost())}
+            out.append(
+                LabeledTrace(
+                    **t.trace_fields() | {"meta": meta},
+                    labels=labels,
+                    first_error=first_error_from_labels(labels),
+                    label_source=self.name,
+                )
+            )
+        return out
+
+
+def test_consensus_labels_stop_at_the_agreed_first_error():
+    """Issue 11 item 9: the first member's 1.0 after the agreed error is not kept."""
+    from prmkit.records import Trace
+
+    trace = Trace(id="t", problem_id="p", prompt="q", steps=["a", "b", "c", "d"], answer="1")
+    mc = _Fixed("mc", {"t": [1.0, 0.0, 1.0, 1.0]})  # MC without stop-at-zero recovers later
+    judge = _Fixed("judge", {"t": [1.0, 0.0, None, None]})
+    (kept,) = ConsensusLabeler([mc, judge]).label([trace])
+    assert kept.first_error == 1 and kept.labels == [1.0, 0.0, None, None]
+    right = Trace(id="r", problem_id="p", prompt="q", steps=["a", "b"], answer="1")
+    both = [_Fixed("mc", {"r": [1.0, 0.75]}), _Fixed("judge", {"r": [1.0, 1.0]})]
+    assert ConsensusLabeler(both).label([right])[0].labels == [1.0, 0.75]  # no error: all kept
+
+
+def test_relabel_drops_the_previous_schemes_keys(make_engine, traces):
+    """Issue 11 item 9: pav -> hard left 'progress'; rpe -> soft left 'epsilon'."""
+    engine, _ = make_engine(slip=0.3)
+    labeled = MonteCarloLabeler(engine, k=4, estimate_root=True).label(traces[:2])
+    for trace in labeled:
+        pav = relabel(trace, "pav")
+        assert "progress" in pav.meta["annotation"]
+        assert "progress" not in relabel(pav, "hard").meta["annotation"]
+        rpe = relabel(trace, "rpe")
+        assert rpe.meta["annotation"]["epsilon"] == 0.8
+        assert "epsilon" not in relabel(rpe, "soft").meta["annotation"]
