@@ -49,6 +49,11 @@ _BOUNDS = {
 }
 
 
+def _bounds(*values: float | None) -> dict[str, float]:
+    """The given ``(ge, gt, le, lt)`` bounds by name, without the ``None`` ones."""
+    return {k: v for k, v in zip(_BOUNDS, values, strict=True) if v is not None}
+
+
 def option(
     default: Any,
     help: str,
@@ -63,7 +68,7 @@ def option(
     Lists and dicts get a factory. A ``None`` value is always in range; NaN and infinities never.
     """
     metadata: dict[str, Any] = {"help": help}
-    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    bounds = _bounds(ge, gt, le, lt)
     if bounds:
         metadata["range"] = bounds
     if isinstance(default, (list, dict)):
@@ -100,7 +105,7 @@ def check_range(
     Example:
         >>> check_range("top_p", 0.9, gt=0, le=1)
     """
-    bounds = {k: v for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)) if v is not None}
+    bounds = _bounds(ge, gt, le, lt)
     if value is None:
         return
     if math.isfinite(value) and all(_BOUNDS[k][1](value, v) for k, v in bounds.items()):

@@ -35,6 +35,7 @@ __all__ = [
     "make_sibling_dir",
     "read_json",
     "remove_stale_siblings",
+    "replace_dir",
     "stale_siblings",
     "write_json",
     "write_jsonl",
@@ -128,6 +129,27 @@ def make_sibling_dir(target: Path, kind: str) -> Path:
         with contextlib.suppress(FileExistsError):
             path.mkdir()
             return path
+
+
+def replace_dir(new: Path, target: Path) -> None:
+    """Rename folder ``new`` to ``target``, keeping an existing ``target`` until ``new`` is in.
+
+    The old ``target`` is renamed aside to ``.NAME.PID-XXXXXXXX.old``, ``new`` renamed in, then
+    the old one deleted; if renaming ``new`` in fails, the old one is put back. A kill between
+    the two renames leaves the old folder aside (see :func:`stale_siblings`).
+    """
+    aside = None
+    if target.exists():
+        aside = make_sibling_dir(target, "old")
+        os.replace(target, aside)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        if aside is not None and not target.exists():
+            os.replace(aside, target)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def _check_output_file(path: Path) -> None:

@@ -36,6 +36,7 @@ from prmkit.annotate.store import Rollout, RolloutStore, derive_seed
 from prmkit.errors import ConfigError
 from prmkit.generate.protocol import Generator, SamplingParams
 from prmkit.records import LabeledTrace, Problem, Trace
+from prmkit.tasks.answers import extract_boxed
 
 __all__ = ["JudgeLabeler", "format_paragraphs", "judge_prompt", "majority", "parse_verdict"]
 
@@ -64,32 +65,16 @@ def judge_prompt(problem_text: str, steps: Sequence[str], template: str = DEFAUL
     return text.replace("{problem}", problem_text).replace("{paragraphs}", format_paragraphs(steps))
 
 
-def _last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}`` (nested braces balanced), or ``None``."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    depth, begin = 0, start + len("\\boxed{")
-    for i in range(begin, len(text)):
-        if text[i] == "{":
-            depth += 1
-        elif text[i] == "}":
-            if depth == 0:
-                return text[begin:i]
-            depth -= 1
-    return None  # unclosed
-
-
 def parse_verdict(text: str, n_steps: int) -> int | None:
     """The index in the last ``\\boxed{}`` if it is -1 or a step index, else ``None``.
 
     As ProcessBench: only the last box counts; a last box that is not an integer (e.g.
     ``\\boxed{\\text{none}}`` after an earlier ``\\boxed{3}``) is an invalid vote.
     """
-    content = _last_boxed(text)
-    if content is None or not _INTEGER.fullmatch(content.strip()):
+    content = extract_boxed(text)
+    if content is None or not _INTEGER.fullmatch(content):
         return None
-    index = int(content.strip())
+    index = int(content)
     return index if -1 <= index < n_steps else None
 
 

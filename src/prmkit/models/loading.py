@@ -85,6 +85,9 @@ def find_packaged_gguf(name: str = "smollm2") -> Path:
     )
 
 
+_GGUF_MEMOIZED = ("GGUFReader", "get_tensor_name_map")
+
+
 @contextlib.contextmanager
 def _gguf_parsed_once() -> Iterator[None]:
     """Memoize ``gguf.GGUFReader`` and ``gguf.get_tensor_name_map`` during one conversion.
@@ -108,9 +111,6 @@ def _gguf_parsed_once() -> Iterator[None]:
         for name, original in originals.items():
             if original is not None:
                 setattr(gguf_module, name, original)
-
-
-_GGUF_MEMOIZED = ("GGUFReader", "get_tensor_name_map")
 
 
 def _materialize_packaged(name: str) -> Path:

@@ -38,7 +38,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prmkit.errors import ConfigError, ModelLoadError
-from prmkit.io import make_sibling_dir, read_json, remove_stale_siblings, write_json
+from prmkit.io import (
+    make_sibling_dir,
+    read_json,
+    remove_stale_siblings,
+    replace_dir,
+    write_json,
+)
 from prmkit.records import Problem
 
 __all__ = [
@@ -513,13 +519,10 @@ def warmup(
             tmp / INFO_FILE,
             {"key": key, "base": base, "settings": settings, "stats": stats.__dict__},
         )
-        aside = None
-        if target.exists() and force:  # keep the old adapter until the new one is in place
-            aside = make_sibling_dir(target, "old")
-            os.replace(target, aside / target.name)
-        os.replace(tmp, target)
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+        if force:  # keep the old adapter until the new one is in place
+            replace_dir(tmp, target)
+        else:
+            os.replace(tmp, target)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
         if not (target / INFO_FILE).exists():  # another process did not win the race

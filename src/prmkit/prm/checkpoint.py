@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from prmkit.errors import ConfigError, ModelLoadError
-from prmkit.io import make_sibling_dir, remove_stale_siblings, stale_siblings
+from prmkit.io import make_sibling_dir, remove_stale_siblings, replace_dir, stale_siblings
 from prmkit.models.loading import check_safetensors, resolve_device, resolve_dtype
 from prmkit.prm.heads import PRM, ProbeHead, truncate_for_probe
 from prmkit.prm.spec import SPEC_FILE, PRMSpec, load_spec, save_spec
@@ -128,7 +128,6 @@ def save_prm(prm: PRM, directory: str | os.PathLike[str], *, overwrite: bool = F
     if directory.exists():
         remove_stale_siblings(directory, "old")
     tmp = make_sibling_dir(directory, "new")
-    aside = None
     try:
         model = _unwrap(prm.model)
         model.save_pretrained(tmp, safe_serialization=True)
@@ -139,17 +138,10 @@ def save_prm(prm: PRM, directory: str | os.PathLike[str], *, overwrite: bool = F
         if prm.ref_model is not None:
             prm.ref_model.save_pretrained(tmp / "ref", safe_serialization=True)
         save_spec(prm.spec, tmp)
-        if directory.exists():
-            aside = make_sibling_dir(directory, "old")
-            os.replace(directory, aside)
-        os.replace(tmp, directory)
+        replace_dir(tmp, directory)
     except BaseException:
-        if aside is not None and not directory.exists():
-            os.replace(aside, directory)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if aside is not None:
-        shutil.rmtree(aside, ignore_errors=True)
     return directory
 
 
