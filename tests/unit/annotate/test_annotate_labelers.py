@@ -1,4 +1,4 @@
-"""Monte Carlo, binary search, OmegaPRM and exact labels on real rollouts of a scripted policy."""
+"""Monte Carlo, binary search and exact labels on real rollouts of a scripted policy."""
 
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ from prmkit.annotate.binary_search import BinarySearchLabeler, first_error_label
 from prmkit.annotate.checkers import ArithmeticStepChecker
 from prmkit.annotate.exact import ExactLabeler
 from prmkit.annotate.montecarlo import AdaptiveK, MonteCarloLabeler
-from prmkit.annotate.omega import OmegaPRMLabeler, omega_q, omega_u
 from prmkit.annotate.protocol import Labeler
 from prmkit.errors import ConfigError, RecordError
-from prmkit.tasks.arithmetic_check import check_steps
 
 TRUE_ERRORS = [0, 2, 3, 5, 7, -1]
 
@@ -110,56 +108,3 @@ def test_binary_search_can_search_correct_traces(make_engine, traces):
     engine, _ = make_engine(slip=0.1)
     out = BinarySearchLabeler(engine, k=8, search_correct=True).label(traces[5:])
     assert out[0].first_error == -1 and out[0].meta["annotation"]["rollouts"] > 0
-
-
-def test_omega_q_and_u():
-    assert omega_q(1.0, 0) == 1.0
-    assert omega_q(0.0, 0) == 0.5
-    assert omega_q(1.0, 500) == pytest.approx(0.9)
-    assert omega_q(0.5, 100) > omega_q(0.25, 100) and omega_q(0.5, 100) > omega_q(0.5, 300)
-    assert omega_u(0, 16) == pytest.approx(0.5)
-    assert omega_u(3, 16) == pytest.approx(0.125)
-
-
-def test_omega_labels_trace_and_grows_a_tree(make_engine, problems, traces):
-    engine, _ = make_engine(slip=0.1)
-    labeler = OmegaPRMLabeler(engine, k=8, search_limit=4)
-    out = labeler.label(traces)
-    main, extra = out[: len(traces)], out[len(traces) :]
-    assert [t.first_error for t in main] == TRUE_ERRORS
-    assert extra, "the tree search should label some of the policy's wrong rollouts"
-    by_id = {p.id: p for p in problems}
-    agree = 0
-    for trace in extra:
-        meta = trace.meta["annotation"]
-        assert meta["origin"] == "omega_tree" and trace.id.startswith(meta["root_trace"] + "/")
-        truth = check_steps(by_id[trace.problem_id], trace.steps).first_error
-        agree += truth == trace.first_error
-    assert agree >= 0.8 * len(extra)
-    for trace in main:
-        tree = trace.meta["annotation"]["tree"]
-        assert 1 <= tree["selections"] <= 4 or trace.first_error == -1
-    # per-tree rollouts: the root's k plus k per probe, all charged to the input trace
-    assert main[0].meta["annotation"]["rollouts"] >= 8
-    ids = [t.id for t in extra]
-    assert len(ids) == len(set(ids))
-
-
-def test_omega_never_reselects_an_exhausted_pair(make_engine, traces):
-    engine, _ = make_engine(slip=0.1)
-    labeler = OmegaPRMLabeler(engine, k=4, search_limit=1000)
-    selected = []
-    select = labeler._select
-
-    def spy(tree):
-        candidate = select(tree)
-        assert candidate.key in tree.exhausted and candidate.key not in tree.pool
-        selected.append(candidate.key)
-        return candidate
-
-    labeler._select = spy
-    out = labeler.label(traces[2:3])
-    tree = out[0].meta["annotation"]["tree"]
-    assert tree["pool_left"] == 0  # ran until the pool was empty: it terminates
-    assert len(selected) == len(set(selected)) == len(out) - 1 == tree["selections"] - 1
-    assert len(selected) >= 3
