@@ -163,3 +163,68 @@ def test_correctness_from_labels_and_file_round_trip(tmp_path):
     out = run_best_of_n(path, correct_from="labels", n_bootstrap=10)
     assert out["pass@1"]["mean"] == 50.0
     assert _curve(out, "prm_min")[2] == 100.0
+
+
+def test_equivalent_answers_vote_together():
+    """search-and-learn groups answers by a canonical form; prmkit by math-verify equivalence.
+    Keyed by ``answer.strip()``, the three ways of writing 1/2 split and 3 won the vote."""
+    sols = [
+        _sol("p", 0, "\\frac{1}{2}", True, [0.3]),
+        _sol("p", 1, "0.5", True, [0.3]),
+        _sol("p", 2, "1/2", True, [0.3]),
+        _sol("p", 3, "3", False, [0.4]),
+        _sol("p", 4, " 3", False, [0.4]),
+    ]
+    (problem,) = group_problems(sols)
+    assert problem.answer_ids.tolist() == [0, 0, 0, 1, 1]
+    out = best_of_n([problem], ns=[5], n_bootstrap=10)
+    assert _curve(out, "majority")[5] == 100.0  # 3 votes against 2
+    assert _curve(out, "weighted_min")[5] == 100.0  # 0.9 against 0.8
+    assert _curve(out, "prm_min")[5] == 0.0  # the single best solution says 3
+
+
+def test_equivalent_answers_marked_both_correct_and_wrong_are_refused():
+    with pytest.raises(RecordError, match="both correct and wrong"):
+        group_problems(
+            [_sol("p", 0, "\\frac{1}{2}", True, [0.5]), _sol("p", 1, "0.5", False, [0.5])]
+        )
+
+
+def test_answers_are_grouped_once_per_problem(monkeypatch):
+    """The vote groups come from one group_answers call per problem, never per subset or N."""
+    import prmkit.evaluate.best_of_n as bon
+
+    calls = []
+
+    def counting(answers, **kwargs):
+        calls.append(list(answers))
+        return bon_group(answers, **kwargs)
+
+    bon_group = bon.group_answers
+    monkeypatch.setattr(bon, "group_answers", counting)
+    rng = np.random.default_rng(2)
+    sols = [s for i in range(3) for s in _random_problem(rng, f"p{i}", 6)]
+    best_of_n(group_problems(sols), n_subsets=5, n_bootstrap=10)
+    assert len(calls) == 3 and all(len(a) == 6 for a in calls)
+
+
+def test_vote_ties_split_evenly_where_search_and_learn_takes_the_first():
+    """An exact tie of weighted sums (0.25 + 0.5 = 0.75 both ways) counts 1/2; search-and-learn
+    returns the first-inserted answer."""
+    sols = [
+        _sol("p", 0, "1", True, [0.25]),
+        _sol("p", 1, "2", False, [0.75]),
+        _sol("p", 2, "1", True, [0.5]),
+    ]
+    out = best_of_n(group_problems(sols), ns=[3], n_bootstrap=10)
+    assert _curve(out, "weighted_min")[3] == pytest.approx(50.0)
+
+
+def test_run_reports_answer_grouping(tmp_path):
+    sols = [_sol("p", 0, "\\frac{1}{2}", True, [0.5]), _sol("p", 1, "0.5", True, [0.5])]
+    path = tmp_path / "s.jsonl"
+    write_records(path, sols)
+    out = run_best_of_n(path, n_bootstrap=10)
+    grouping = out["answer_grouping"]
+    assert grouping["groups"] == 1 and grouping["answers"] == 2 and grouping["failures"] == 0
+    assert grouping["comparisons"] >= 1

@@ -2,8 +2,10 @@
 
 Input: ScoredTrace records, ``N_max`` (or more) per problem, grouped by ``problem_id``. Each needs
 
-- ``answer``: the final answer, the vote key after ``strip()`` (``None``: no answer; such a trace
-  never wins a vote but can still be picked by a PRM, and then counts as wrong);
+- ``answer``: the final answer; answers math-verify finds equivalent vote together (grouped once
+  per problem by :func:`~prmkit.tasks.vote.group_answers`). ``None`` or blank: no answer; such a
+  trace never wins a vote (search-and-learn lets the empty answer form a group) but can still be
+  picked by a PRM, and then counts as wrong;
 - whether that answer is correct: ``meta["correct"]`` (a bool; the key is configurable), or, with
   ``correct_from="labels"``, ``first_error == -1`` of the trace's step labels;
 - ``step_scores``: the PRM's scores (>= 0 for ``prod``-style use and weighted voting).
@@ -11,7 +13,8 @@ Input: ScoredTrace records, ``N_max`` (or more) per problem, grouped by ``proble
 For N = 1, 2, 4, ..., N_max (and N_max itself), per problem, every method is averaged over
 subsets of N of its solutions drawn without replacement: all C(n, N) subsets when there are at
 most ``n_subsets`` of them (exact), else ``n_subsets`` random ones. Ties count fractionally (the
-expected accuracy under a uniform random tie-break). Methods:
+expected accuracy under a uniform random tie-break; search-and-learn takes the first answer or
+solution). Methods:
 
 - ``pass``: pass@N, any of the N is correct (exact, the unbiased estimator
   ``1 - C(n - c, N) / C(n, N)``); its N = 1 value is pass@1, the mean accuracy of one sample;
@@ -43,6 +46,8 @@ from prmkit.config import check_range
 from prmkit.errors import PrmkitError, RecordError
 from prmkit.records import ScoredTrace, read_nonempty
 from prmkit.score.aggregate import AGGREGATIONS, aggregate
+from prmkit.tasks.answers import VerifyStats
+from prmkit.tasks.vote import group_answers
 
 __all__ = [
     "ProblemSamples",
@@ -60,8 +65,9 @@ class ProblemSamples:
     Attributes:
         id: The problem id.
         correct: (n,) bool, whether each solution's answer is correct.
-        answer_ids: (n,) int, the index of each solution's answer in ``answer_correct``; -1 = none.
-        answer_correct: (k,) bool, whether each distinct answer is correct.
+        answer_ids: (n,) int, each solution's group of equivalent answers (an index into
+            ``answer_correct``); -1 = no answer.
+        answer_correct: (k,) bool, whether each group's answer is correct.
         scores: aggregation -> (n,) aggregated PRM score.
         tokens: (n,) policy completion tokens of each solution (``meta["completion_tokens"]``),
             or ``None`` when any solution lacks the count.
@@ -80,12 +86,24 @@ def group_problems(
     *,
     correct_key: str = "correct",
     correct_from: Literal["meta", "labels"] = "meta",
+    timeout_s: int = 5,
+    stats: VerifyStats | None = None,
 ) -> list[ProblemSamples]:
     """Group scored solutions by problem and check the fields best-of-N needs.
 
+    Each problem's answers are grouped once, by math-verify equivalence
+    (:func:`~prmkit.tasks.vote.group_answers`); the group ids are the vote keys.
+
+    Args:
+        traces: Scored solutions.
+        correct_key: The ``meta`` key of correctness (``correct_from="meta"``).
+        correct_from: Read correctness from ``meta`` or from the labels (``first_error == -1``).
+        timeout_s: math-verify's timeout per answer comparison.
+        stats: Counts the comparisons (undecidable ones count as different answers).
+
     Raises:
-        RecordError: correctness missing or not a bool; two solutions with the same answer but
-            different correctness; a repeated trace id.
+        RecordError: correctness missing or not a bool; two solutions with equivalent answers
+            but different correctness; a repeated trace id.
     """
     groups: dict[str, list[ScoredTrace]] = {}
     seen: set[str] = set()
@@ -126,26 +144,25 @@ def group_problems(
                         where=where,
                     )
             correct.append(ok)
-            answers.append(None if t.answer is None or not t.answer.strip() else t.answer.strip())
-        keys: dict[str, int] = {}
+            answers.append(t.answer)
+        groups = group_answers(answers, timeout_s=timeout_s, stats=stats)
+        ids = [-1 if g is None else g for g in groups]
         answer_correct: list[bool] = []
-        ids = []
-        for ans, ok in zip(answers, correct, strict=True):
-            if ans is None:
-                ids.append(-1)
+        first: list[str | None] = []
+        for ans, g, ok in zip(answers, ids, correct, strict=True):
+            if g < 0:
                 continue
-            if ans not in keys:
-                keys[ans] = len(answer_correct)
+            if g == len(answer_correct):
                 answer_correct.append(ok)
-            elif answer_correct[keys[ans]] != ok:
+                first.append(ans)
+            elif answer_correct[g] != ok:
                 raise RecordError(
-                    "the same answer is marked both correct and wrong",
-                    got=ans,
-                    expected="one correctness per answer",
-                    fix="normalize answers before checking them",
+                    "equivalent answers are marked both correct and wrong",
+                    got=[first[g], ans],
+                    expected="one correctness per group of equivalent answers",
+                    fix="check every answer with the same checker (prmkit check)",
                     where=f"problem {pid!r}",
                 )
-            ids.append(keys[ans])
         scores = {
             how: np.array([aggregate(t.step_scores, how) for t in group]) for how in AGGREGATIONS
         }
@@ -360,6 +377,10 @@ def run_best_of_n(
 ) -> dict[str, Any]:
     """Read ScoredTrace records and run :func:`best_of_n` (keyword arguments pass through).
 
+    The result adds ``answer_grouping``: ``{"answers", "groups", "comparisons", "failures"}``
+    (solutions with an answer, groups of equivalent answers, math-verify comparisons made, and
+    those it could not decide).
+
     Raises:
         DataFormatError: the file holds no traces.
     """
@@ -369,6 +390,20 @@ def run_best_of_n(
         noun="scored traces",
         fix="pass the output of prmkit score (did an earlier stage write nothing?)",
     )
-    return best_of_n(
-        group_problems(traces, correct_key=correct_key, correct_from=correct_from), **kwargs
+    stats = VerifyStats()
+    problems = group_problems(
+        traces, correct_key=correct_key, correct_from=correct_from, stats=stats
     )
+    result = best_of_n(problems, **kwargs)
+    result["answer_grouping"] = {
+        "answers": int(sum((p.answer_ids >= 0).sum() for p in problems)),
+        "groups": sum(len(p.answer_correct) for p in problems),
+        "comparisons": stats.calls,
+        "failures": stats.failures,
+    }
+    if stats.failures:
+        result["notes"].append(
+            f"{stats.failures} of {stats.calls} answer comparisons could not be decided "
+            "(math-verify timeout or error); those answers vote apart"
+        )
+    return result
