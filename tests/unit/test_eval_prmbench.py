@@ -54,9 +54,13 @@ def test_none_labels_are_skipped_and_counted():
 def test_f1_edges():
     assert f1_score(0, 0, 0) is None
     assert f1_score(0, 3, 2) == 0.0
-    assert prm_score(Confusion(tp=4, fn=1)) == pytest.approx(f1_score(4, 0, 1))  # no wrong steps
-    assert prm_score(Confusion(tn=2, fp=2)) == pytest.approx(2 / 3)  # no correct steps: neg F1
-    assert prm_score(Confusion()) is None
+    # PRMBench's F1 without a denominator: precision or recall -1, and F1 0 if the other is 0
+    no_wrong = Confusion(tp=4, fn=1)
+    assert prm_score(no_wrong, f1_only=True) == pytest.approx(f1_score(4, 0, 1))
+    assert prm_score(no_wrong) == pytest.approx(0.5 * f1_score(4, 0, 1))  # negative F1 is 0
+    assert prm_score(Confusion(tp=4)) == 0.0  # negative F1 is -1: 0.5 - 0.5
+    assert prm_score(Confusion(tn=2, fp=2)) == pytest.approx(0.5 * 2 / 3)  # F1 is 0
+    assert prm_score(Confusion()) == 0.0  # -1, clipped
 
 
 def test_classes_groups_and_overall_pool():

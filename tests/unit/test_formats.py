@@ -241,6 +241,21 @@ def test_prmbench_exact_duplicates_dropped_and_round_trip(
     assert _lines(tmp_path / "back.jsonl") == [json.loads(line) for line in source]
 
 
+def test_prmbench_blank_steps_positions_kept_in_meta(sample_data: Path, tmp_path: Path) -> None:
+    """PRMBench scores blank steps; records cannot hold them, so their positions stay in meta
+    (for ``prmkit eval prmbench`` to count) and are not written back as a field."""
+    path = sample_data / "prmbench" / "prm800k_test_p1_4o_deception.jsonl"
+    (row,) = _lines(path)
+    (trace,), report = _quiet_read("prmbench", path)
+    assert report.lost["blank steps removed"] == 1
+    assert trace.meta["blank_steps_removed"] == [16] and row["modified_process"][15] == ""
+    assert len(trace.steps) == len(row["modified_process"]) - 1
+    write("prmbench", tmp_path / "back.jsonl", [trace], report=ConversionReport())
+    (back,) = _lines(tmp_path / "back.jsonl")
+    assert "blank_steps_removed" not in back
+    assert back["modified_process"] == [s for s in row["modified_process"] if s.strip()]
+
+
 def test_prmbench_to_trl_counts(prmbench: tuple[Path, dict], tmp_path: Path) -> None:
     prmbench_dir, expect = prmbench
     with pytest.warns(LossyConversionWarning):

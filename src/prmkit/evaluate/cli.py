@@ -129,7 +129,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "prmbench",
         help="PRMBench: PRMScore per error class and overall",
         description="PRMBench: PRMScore = (F1 + negative F1) / 2 from step "
-        "scores against step labels, per class and overall.",
+        "scores against step labels, per class and overall, by PRMBench's own rules.",
     )
     prm.add_argument(
         "--scores",
@@ -146,6 +146,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     prm.add_argument(
         "--class-key", default="classification", help="the meta key holding the error class"
+    )
+    prm.add_argument(
+        "--repeated-pairs",
+        choices=["first", "all"],
+        default="first",
+        help="traces repeating an (idx, class) pair: score only the first, as PRMBench does "
+        "(default), or all of them",
     )
     prm.add_argument("--output", default=None, metavar="FILE", help="write the result as JSON")
 
@@ -229,7 +236,9 @@ def format_prmbench(result: dict[str, Any]) -> str:
     ]
     text = _table(["class", "PRMScore", "F1", "neg_F1", "traces"], rows)
     groups = ", ".join(f"{g} {_fmt(v)}" for g, v in result["groups"].items())
-    return f"{text}\ngroups: {groups}\nthreshold {result['threshold']}"
+    return "\n".join(
+        [text, f"groups: {groups}", f"threshold {result['threshold']}", *result["notes"]]
+    )
 
 
 def format_steps(result: dict[str, Any]) -> str:
@@ -252,14 +261,18 @@ def format_bon(result: dict[str, Any]) -> str:
         rows.append([str(n), *(_fmt(result["curves"][m][i]["mean"]) for m in methods)])
     p1 = result["pass@1"]
     text = _table(["N", *methods], rows)
-    return "\n".join(
-        [
-            text,
-            f"pass@1 {_fmt(p1['mean'])} [{_fmt(p1['ci'][0])}, "
-            f"{_fmt(p1['ci'][1])}] over {result['n_problems']} problems",
-            *result["notes"],
-        ]
-    )
+    lines = [
+        text,
+        f"pass@1 {_fmt(p1['mean'])} [{_fmt(p1['ci'][0])}, "
+        f"{_fmt(p1['ci'][1])}] over {result['n_problems']} problems",
+    ]
+    grouping = result.get("answer_grouping")
+    if grouping:
+        lines.append(
+            f"votes: {grouping['answers']} answers in {grouping['groups']} groups of equivalent "
+            f"answers ({grouping['comparisons']} math-verify comparisons)"
+        )
+    return "\n".join([*lines, *result["notes"]])
 
 
 def _judge(args: argparse.Namespace) -> tuple[dict[str, int | None], dict[str, Any]]:
@@ -352,7 +365,7 @@ def run(args: argparse.Namespace) -> int:
     elif command == "prmbench":
         from prmkit.evaluate.prmbench import run_prmbench
 
-        result = run_prmbench(args.scores, args.threshold, args.class_key)
+        result = run_prmbench(args.scores, args.threshold, args.class_key, args.repeated_pairs)
         text = format_prmbench(result)
     elif command == "steps":
         from prmkit.evaluate.step_metrics import run_step_metrics

@@ -16,11 +16,14 @@ What the real data needs (the shared copy: 6216 rows, 83,456 steps in ``modified
 
 - Five (idx, classification) pairs repeat, with different ``modified_process``. Exact duplicate
   rows are dropped (counted); rows with distinct content keep a suffixed id (``..._p2_863#2``) by
-  default, or are dropped as in PRMBench's loader with ``on_repeated_pair="first"``.
+  default, or are dropped as in PRMBench's loader with ``on_repeated_pair="first"``
+  (``prmkit eval prmbench`` scores only a pair's first trace either way).
 - 100 rows name error steps past the end of ``modified_process``. By default those indices are
   ignored (counted), as PRMBench's evaluation does; ``out_of_range="drop"`` drops the row,
   ``"error"`` raises :class:`~prmkit.errors.RecordError`.
-- 16 steps are blank; they are removed (counted), and the labels follow their steps.
+- 15 steps (in 3 rows) are blank. prmkit records hold no blank step, so they are removed
+  (counted), the labels follow their steps, and ``meta["blank_steps_removed"]`` lists their
+  1-based positions (PRMBench scores them; ``prmkit eval prmbench`` counts them as unscored).
 - Step text is kept unchanged ("1. ..." and "Step 1. ..." prefixes included);
   ``strip_numbering=True`` removes a leading "k. " / "Step k. " whose k is the step's position.
 
@@ -58,7 +61,7 @@ from prmkit.formats.common import (
 from prmkit.io import iter_jsonl
 from prmkit.records import LabeledTrace, Trace
 
-__all__ = ["NAME", "READ_OPTIONS", "WRITE_OPTIONS", "input_files", "read", "write"]
+__all__ = ["BLANK_KEY", "NAME", "READ_OPTIONS", "WRITE_OPTIONS", "input_files", "read", "write"]
 
 NAME = "prmbench"
 READ_OPTIONS: tuple[str, ...] = (
@@ -71,6 +74,8 @@ WRITE_OPTIONS: tuple[str, ...] = ("threshold",)
 
 _NUMBERING = re.compile(r"^(?:Step\s+)?(\d+)\.\s+")
 _MAPPED = ("modified_question", "modified_process")
+BLANK_KEY = "blank_steps_removed"
+"""``meta`` key of the 1-based positions in ``modified_process`` of the blank steps removed."""
 
 
 def input_files(path: str | os.PathLike[str]) -> list[Path]:
@@ -164,12 +169,10 @@ def _trace(
     if not keep:
         report.drop("rows whose steps are all blank")
         return None
-    if len(keep) < len(steps):
-        report.lose("blank steps removed", len(steps) - len(keep))
-        report.lose(
-            "error labels on removed blank steps",
-            sum(labels[k] == 0.0 for k in range(len(steps)) if k not in keep),
-        )
+    blank = [k + 1 for k, step in enumerate(steps) if not step.strip()]
+    if blank:
+        report.lose("blank steps removed", len(blank))
+        report.lose("error labels on removed blank steps", sum(labels[k - 1] == 0.0 for k in blank))
     if strip_numbering:
         stripped = [_strip_number(steps[k], k + 1) for k in keep]
         report.change(
@@ -181,6 +184,8 @@ def _trace(
         steps = [steps[k] for k in keep]
     labels = [labels[k] for k in keep]
     meta = {key: value for key, value in row.items() if key not in _MAPPED}
+    if blank:
+        meta[BLANK_KEY] = blank
     return labeled_record(
         source=NAME,
         where=where,
@@ -197,9 +202,13 @@ def _trace(
 def _correct_trace(row: dict[str, Any], where: str) -> LabeledTrace | None:
     """The unmodified solution of a row, as an all-correct trace (PRMBench's ``correct``)."""
     idx = row["idx"]
-    steps = [s for s in require_str_list(row, "original_process", where) if s.strip()]
+    original = require_str_list(row, "original_process", where)
+    steps = [s for s in original if s.strip()]
     if not steps:
         return None
+    meta: dict[str, Any] = {"idx": idx, "classification": "correct", "error_steps": []}
+    if len(steps) < len(original):
+        meta[BLANK_KEY] = [k + 1 for k, s in enumerate(original) if not s.strip()]
     prompt = require(row, "original_question", str, where)
     return labeled_record(
         source=NAME,
@@ -210,7 +219,7 @@ def _correct_trace(row: dict[str, Any], where: str) -> LabeledTrace | None:
         steps=steps,
         labels=[1.0] * len(steps),
         answer=answer_from_steps(steps),
-        meta={"idx": idx, "classification": "correct", "error_steps": []},
+        meta=meta,
     )
 
 
@@ -327,7 +336,7 @@ def write(
             "question": restored("question", record.prompt, _is_str),
             "classification": restored("classification", "", _is_str),
         }
-        row.update({k: v for k, v in meta.items() if k not in row})
+        row.update({k: v for k, v in meta.items() if k not in row and k != BLANK_KEY})
         return row, len(steps)
 
     return write_rows(path, records, report, dst_format=NAME, row_of=row_of)
