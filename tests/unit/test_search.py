@@ -33,7 +33,6 @@ from prmkit.search import (
     dvts,
     greedy_search,
     matched_best_of_n,
-    tree_search,
 )
 from prmkit.tasks.arithmetic import generate as arithmetic_problems
 from prmkit.testing import build_tiny_lm
@@ -275,18 +274,17 @@ def test_kv_mode_refused_for_implicit_head(smol_tokenizer):
 # ----------------------------------------------------------------------------- search
 
 METHODS = {
-    "beam": (lambda p, g, s, **kw: beam_search(p, g, s, n=6, m=3, **kw), 2, 3),
-    "dvts": (lambda p, g, s, **kw: dvts(p, g, s, n=6, m=3, **kw), 2, 3),
-    "greedy": (lambda p, g, s, **kw: greedy_search(p, g, s, k=3, **kw), 1, 3),
+    "beam": lambda p, g, s, **kw: beam_search(p, g, s, n=6, m=3, **kw),
+    "dvts": lambda p, g, s, **kw: dvts(p, g, s, n=6, m=3, **kw),
+    "greedy": lambda p, g, s, **kw: greedy_search(p, g, s, k=3, **kw),
 }
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
 def test_search_accounting_adds_up_and_budget_holds(method, policy, trl_prm):
-    run, max_prefixes, width = METHODS[method]
     gen = CountingGenerator(policy)
     scorer = IncrementalPRMScorer(trl_prm)
-    result = run(problem(), gen, scorer, **SEARCH)
+    result = METHODS[method](problem(), gen, scorer, **SEARCH)
     record = result.record
     assert record is not None and isinstance(record, ScoredTrace)
     compute = record.meta["compute"]
@@ -295,22 +293,30 @@ def test_search_accounting_adds_up_and_budget_holds(method, policy, trl_prm):
     assert compute["policy_completion_tokens"] == gen.completion_tokens
     assert compute["policy_completions"] == gen.completions
     assert compute["generator_calls"] == len(gen.calls)
+    assert 0 < compute["policy_prompt_tokens_prefix_cached"] <= compute["policy_prompt_tokens"]
     assert compute["prm_tokens"] > 0 and compute["prm_forward_passes"] > 0
-    # beam width and budget: never more than N/M active beams, each continued M times
     assert gen.calls, "the search made no generator call"
-    for prefixes, n, _ in gen.calls:
-        assert n == width and 1 <= prefixes <= max_prefixes
-    assert len(gen.calls) <= SEARCH["max_steps"]
-    assert (
-        all(stop == "step" for _, _, stop in gen.calls[:-1]) or len(gen.calls) < SEARCH["max_steps"]
-    )
-    if len(gen.calls) == SEARCH["max_steps"]:
-        assert gen.calls[-1][2] == "solution"
-    # selection: the best finished beam, its scores a one-pass re-score of its steps
-    assert record.meta["search_score"] == max(b.score for b in result.finished)
+    if method == "beam":
+        # N = 6 continuations each round: 6 first steps, then <= N/M = 2 kept beams refilled
+        assert gen.calls[0] == (1, 6, "step")
+        rounds = result.stats["rounds"]
+        assert gen.completions == 6 * rounds and len(gen.calls) <= 2 * rounds
+        for prefixes, _, _ in gen.calls[1:]:
+            assert prefixes <= 2
+    else:
+        width, subtrees = 3, (2 if method == "dvts" else 1)
+        for prefixes, n, _ in gen.calls:
+            assert n == width and 1 <= prefixes <= subtrees
+    # "step" calls, then "solution" calls in the last round (if the search got there)
+    stops = [stop for _, _, stop in gen.calls]
+    assert stops == sorted(stops, key=lambda stop: stop == "solution")
+    assert ("solution" in stops) == (result.stats["rounds"] == SEARCH["max_steps"])
+    # selection: the best candidate, its scores a one-pass re-score of its steps
+    assert record.meta["search_score"] == max(b.score for b in result.candidates)
+    assert set(record.meta["selection"]) == {"naive", "weighted", "majority"}
     rescored = PRMScorer(trl_prm).score([record])[0]
     assert record.step_scores == pytest.approx(rescored, abs=1e-5)
-    groups = {b.group for b in result.finished}
+    groups = {b.group for b in result.candidates}
     assert len(groups) <= (2 if method == "dvts" else 1)
     json.dumps(record.to_dict())  # JSON-ready
 
@@ -344,7 +350,11 @@ def test_search_rejects_bad_budgets(policy, trl_prm):
     with pytest.raises(ConfigError, match="unknown aggregation"):
         greedy_search(problem(), policy, scorer, k=2, aggregation="max")
     with pytest.raises(ConfigError, match="max_steps must be a positive integer"):
-        tree_search(problem(), policy, scorer, method="x", groups=1, keep=1, width=1, max_steps=0)
+        dvts(problem(), policy, scorer, n=2, m=1, max_steps=0)
+    with pytest.raises(ConfigError, match="k must be a positive integer"):
+        greedy_search(problem(), policy, scorer, k=0)
+    with pytest.raises(ConfigError, match="unknown cut_steps"):
+        beam_search(problem(), policy, scorer, n=2, m=1, cut_steps="drop")  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- best-of-N
@@ -416,6 +426,9 @@ def test_cli_search_and_compare(tmp_path, tiny_model_dir, trl_prm):
     assert all(r.meta["method"] == "dvts" and "compute" in r.meta for r in records)
     result = json.loads(cmp_out.read_text())
     assert result["method"] == "dvts" and result["settings"]["n"] == 2
+    assert {"accuracy", "accuracy_weighted", "accuracy_majority"} <= set(result["search"])
+    assert {"accuracy_prm", "accuracy_weighted", "accuracy_majority"} <= set(result["best_of_n"])
+    assert all("correct_weighted" in r.meta and "selection" in r.meta for r in records)
     assert main(["search", "--method", "beam", "--problems", str(probs), "--prm", str(ckpt),
                  "n=3", "m=2"]) == 1  # fmt: skip
 

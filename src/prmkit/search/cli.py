@@ -1,8 +1,11 @@
 """``prmkit search``: PRM-guided search (beam, DVTS, greedy), optionally against best-of-N.
 
-Writes one ScoredTrace per problem (the selected solution) with the exact compute in
-``meta["compute"]`` and ``meta["correct"]`` when the problem has an answer. With
-``--compare-bon`` it also runs best-of-N at the same policy tokens per problem and writes both
+Writes one ScoredTrace per problem (the naive pick: the highest-scoring candidate) with the
+exact compute in ``meta["compute"]``, the naive, PRM-weighted and majority answers in
+``meta["selection"]``, and ``meta["correct"]`` (``correct_weighted``, ``correct_majority``) when
+the problem has an answer. ``--preset search-and-learn`` starts from search-and-learn's settings
+(:mod:`prmkit.search.presets`); YAML keys and ``key=value`` overrides still win. With
+``--compare-bon`` it also runs best-of-N at the same policy tokens per problem and writes the
 accuracies to ``compare_out`` (a JSON with ``"benchmark": "search_vs_bon"``).
 
 Example:
@@ -23,6 +26,7 @@ from typing import Any, Literal
 from prmkit.cli import add_config_arguments, stage_config
 from prmkit.config import Dtype, check_ranges, option
 from prmkit.errors import ConfigError
+from prmkit.search.presets import PRESETS, preset_config
 
 __all__ = ["SearchConfig", "add_arguments", "run"]
 
@@ -34,6 +38,9 @@ class SearchConfig:
     """Config of ``prmkit search``."""
 
     method: Literal["beam", "dvts", "greedy"] = option("beam", "search method")
+    preset: Literal["prmkit", "search-and-learn"] = option(
+        "prmkit", "settings to start from; keys you give override it (see docs/search.md)"
+    )
     problems: str = option("", "input: Problem records (JSONL/Parquet) or JSONL with 'prompt'")
     prm: str = option("", "PRM checkpoint directory (prmkit train output)")
     policy: str = option("smollm2", "policy model: 'smollm2' or a local HF directory")
@@ -50,6 +57,13 @@ class SearchConfig:
     top_k: int = option(0, "top-k sampling (0 = off)", ge=0)
     aggregation: Literal["min", "prod", "last", "mean"] | None = option(
         None, "trace score from step scores (None: the PRM spec's default)"
+    )
+    cut_steps: Literal["continue", "finish"] = option(
+        "continue", "a step cut at step_tokens: continue it, or finish the beam"
+    )
+    filter_duplicates: bool = option(False, "beam: drop unfinished beams with equal steps")
+    sort_completed: bool = option(
+        True, "beam: candidates are the n best completed (False: the first n completed)"
     )
     seed: int = option(0, "seed; the same seed and inputs give the same output", ge=0)
     limit: int | None = option(None, "use only the first N problems", ge=1)
@@ -75,13 +89,16 @@ class SearchConfig:
         check_ranges(self)
 
 
-_FLAGS = ("method", "problems", "prm", "policy", "out", "compare_out")
+_FLAGS = ("method", "preset", "problems", "prm", "policy", "out", "compare_out")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--config``, ``key=value`` overrides, and flags for the common keys."""
     add_config_arguments(parser, SearchConfig)
     parser.add_argument("--method", choices=METHODS, default=None, help="search method")
+    parser.add_argument(
+        "--preset", choices=PRESETS, default=None, help="settings to start from (default prmkit)"
+    )
     parser.add_argument("--problems", default=None, help="Problem records file")
     parser.add_argument("--prm", default=None, help="PRM checkpoint directory")
     parser.add_argument("--policy", default=None, help="policy: smollm2 or a local HF dir")
@@ -92,6 +109,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compare-out", default=None, help="comparison JSON path")
 
 
+def _given_keys(args: argparse.Namespace) -> set[str]:
+    """The config keys the user set: the ``--config`` file's, the overrides' and the flags'."""
+    import yaml
+
+    keys = {f for f in _FLAGS if getattr(args, f, None) is not None}
+    if getattr(args, "config", None):
+        with open(args.config, encoding="utf-8") as fh:
+            keys |= set(yaml.safe_load(fh) or {})
+    keys |= {item.partition("=")[0].strip() for item in getattr(args, "overrides", None) or ()}
+    return keys
+
+
 def _config(args: argparse.Namespace) -> SearchConfig:
     cfg = stage_config(SearchConfig, args)
     changes: dict[str, Any] = {
@@ -100,6 +129,10 @@ def _config(args: argparse.Namespace) -> SearchConfig:
     if getattr(args, "compare_bon", False):
         changes["compare_bon"] = True
     cfg = dataclasses.replace(cfg, **changes)
+    if cfg.preset != "prmkit":
+        given = _given_keys(args)
+        values = preset_config(cfg.preset, cfg.method)
+        cfg = dataclasses.replace(cfg, **{k: v for k, v in values.items() if k not in given})
     for key in ("problems", "prm"):
         if not getattr(cfg, key):
             raise ConfigError(
@@ -126,9 +159,17 @@ def search_fn(cfg: SearchConfig, generator: Any, scorer: Any, aggregation: str) 
         "top_k": cfg.top_k,
         "aggregation": aggregation,
         "seed": cfg.seed,
+        "cut_steps": cfg.cut_steps,
     }
     if cfg.method == "beam":
-        fn = functools.partial(beam_search, n=cfg.n, m=cfg.m, **common)
+        fn = functools.partial(
+            beam_search,
+            n=cfg.n,
+            m=cfg.m,
+            filter_duplicates=cfg.filter_duplicates,
+            sort_completed=cfg.sort_completed,
+            **common,
+        )
     elif cfg.method == "dvts":
         fn = functools.partial(dvts, n=cfg.n, m=cfg.m, **common)
     else:
@@ -145,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     from prmkit.io import write_json
     from prmkit.records import write_records
     from prmkit.search.beam import check_budget
-    from prmkit.search.compare import check_correct, compare_with_best_of_n
+    from prmkit.search.compare import compare_with_best_of_n, mark_correct
     from prmkit.search.incremental import IncrementalPRMScorer
 
     cfg = _config(args)
@@ -191,11 +232,9 @@ def run(args: argparse.Namespace) -> int:
         write_json(cfg.compare_out, result)
         if cfg.bon_out:
             write_records(cfg.bon_out, bon_records)
+        print(_table(cfg.method, result))
         print(
-            f"{cfg.method}: {result['search']['accuracy']:.1f}% vs best-of-N (prm) "
-            f"{result['best_of_n']['accuracy_prm']:.1f}%, (majority) "
-            f"{result['best_of_n']['accuracy_majority']:.1f}% at "
-            f"{result['budget']['search_tokens']} vs {result['budget']['bon_tokens']} "
+            f"at {result['budget']['search_tokens']} vs {result['budget']['bon_tokens']} "
             f"{cfg.match} tokens; wrote {cfg.compare_out}"
         )
     else:
@@ -205,14 +244,54 @@ def run(args: argparse.Namespace) -> int:
             if r.record is None:
                 continue
             if cfg.check and problem.answer:
-                r.record.meta["correct"] = check_correct(problem, r.record.steps)
+                mark_correct(problem, r)
             records.append(r.record)
     n = write_records(cfg.out, records)
-    tokens = sum(r.meta["compute"]["policy_completion_tokens"] for r in records)
-    prm_tokens = sum(r.meta["compute"]["prm_tokens"] for r in records)
+    total = {
+        key: sum(r.meta["compute"][key] for r in records)
+        for key in (
+            "policy_completion_tokens",
+            "policy_prompt_tokens",
+            "policy_prompt_tokens_prefix_cached",
+            "prm_tokens",
+        )
+    }
     print(
         f"wrote {n} solutions for {len(problems)} problems to {cfg.out} "
-        f"({tokens} policy completion tokens, {prm_tokens} PRM tokens, scorer mode "
-        f"{scorer.mode})"
+        f"({total['policy_completion_tokens']} policy completion tokens; prompt tokens "
+        f"{total['policy_prompt_tokens']} as reported, "
+        f"{total['policy_prompt_tokens_prefix_cached']} with prefix-cache credit; "
+        f"{total['prm_tokens']} PRM tokens, scorer mode {scorer.mode})"
     )
+    checked = [r for r in records if "correct" in r.meta]
+    if checked and not cfg.compare_bon:
+        acc = {
+            rule: 100.0 * sum(bool(r.meta[key]) for r in checked) / len(checked)
+            for rule, key in _RULE_KEYS
+        }
+        print(f"accuracy over {len(checked)} checked problems: " + _accuracies(acc))
     return 0
+
+
+_RULE_KEYS = (
+    ("naive", "correct"),
+    ("weighted", "correct_weighted"),
+    ("majority", "correct_majority"),
+)
+
+
+def _accuracies(acc: dict[str, float]) -> str:
+    return ", ".join(f"{rule} {value:.1f}%" for rule, value in acc.items())
+
+
+def _table(method: str, result: dict[str, Any]) -> str:
+    """The comparison's accuracies: one row per answer rule, search vs best-of-N."""
+    s, b = result["search"], result["best_of_n"]
+    lines = [f"{'answer':<10} {method + ' %':>10} {'best-of-N %':>12}"]
+    for rule, s_key, b_key in (
+        ("naive", "accuracy", "accuracy_prm"),
+        ("weighted", "accuracy_weighted", "accuracy_weighted"),
+        ("majority", "accuracy_majority", "accuracy_majority"),
+    ):
+        lines.append(f"{rule:<10} {s[s_key]:>10.1f} {b[b_key]:>12.1f}")
+    return "\n".join(lines)

@@ -3,9 +3,12 @@
 For each problem the search runs first; its policy tokens (completion tokens by default, or
 prompt + completion with ``match="total"``) are that problem's budget. Best-of-N then samples
 whole solutions from the same policy, one after another in sample order, and keeps as many as fit
-in the budget (at least one). The kept samples are scored by the same PRM (one pass each) and
-best-of-N picks the highest aggregated score (``prm``) or the most frequent answer
-(``majority``). Both accuracies are exact-checked on the built-in arithmetic task
+in the budget (at least one). The kept samples are scored by the same PRM (one pass each).
+
+Both sides are read with the same three answer rules (:mod:`prmkit.search.select`): ``naive``
+(best-of-N: ``prm``), the highest aggregated score; ``weighted``, the answer with the largest
+score sum; ``majority``, the most frequent answer (answers grouped by math-verify equivalence).
+Accuracies are exact-checked on the built-in arithmetic task
 (:func:`prmkit.tasks.arithmetic_check.check_steps`), and checked with
 :func:`prmkit.tasks.answers.check_answer` on other tasks.
 
@@ -16,15 +19,18 @@ The result JSON (``"benchmark": "search_vs_bon"``)::
 
     {"benchmark": "search_vs_bon", "method": "beam", "match": "completion", "n_problems": 20,
      "aggregation": "min", "settings": {...},
-     "search": {"accuracy": 45.0, "n_correct": 9, "compute": {...}},
-     "best_of_n": {"accuracy_prm": 40.0, "accuracy_majority": 35.0, "n_mean": 6.2,
-                   "n_correct_prm": 8, "n_correct_majority": 7, "compute": {...},
-                   "discarded_samples": 3},
+     "search": {"accuracy": 45.0, "accuracy_weighted": 50.0, "accuracy_majority": 50.0,
+                "n_correct": 9, "n_correct_weighted": 10, "n_correct_majority": 10,
+                "compute": {...}},
+     "best_of_n": {"accuracy_prm": 40.0, "accuracy_weighted": 45.0, "accuracy_majority": 35.0,
+                   "n_mean": 6.2, "n_correct_prm": 8, "n_correct_weighted": 9,
+                   "n_correct_majority": 7, "compute": {...}, "discarded_samples": 3},
      "budget": {"search_tokens": 51234, "bon_tokens": 50876, "ratio": 0.993},
-     "problems": [{"id", "search_correct", "bon_n", "bon_prm_correct", "bon_majority_correct",
+     "problems": [{"id", "search_correct", "search_weighted_correct", "search_majority_correct",
+                   "bon_n", "bon_prm_correct", "bon_weighted_correct", "bon_majority_correct",
                    "search_tokens", "bon_tokens"}]}
 
-Accuracies are in percent.
+``search.accuracy`` is the naive pick (the record written). Accuracies are in percent.
 """
 
 from __future__ import annotations
@@ -40,10 +46,17 @@ from prmkit.records import Problem, ScoredTrace
 from prmkit.score.aggregate import aggregate, aggregate_all
 from prmkit.search.engine import Compute, SearchResult, round_seed
 from prmkit.search.incremental import IncrementalScorer
+from prmkit.search.select import RULES, select_answers
 from prmkit.steps import join_steps, split
 from prmkit.tasks.prompts import render_prompt
 
-__all__ = ["BestOfNResult", "check_correct", "compare_with_best_of_n", "matched_best_of_n"]
+__all__ = [
+    "BestOfNResult",
+    "check_correct",
+    "compare_with_best_of_n",
+    "mark_correct",
+    "matched_best_of_n",
+]
 
 Match = Literal["completion", "total"]
 
@@ -79,8 +92,8 @@ class BestOfNResult:
 
     Attributes:
         traces: The kept samples, scored (``meta["correct"]`` set), in sample order.
-        prm_pick: Index of the PRM's pick in ``traces`` (-1: no sample had steps).
-        majority_pick: Index of a trace with the most frequent answer (-1: no answers).
+        prm_pick: Index of the PRM's (naive) pick in ``traces`` (-1: no sample had steps).
+        majority_pick: Index of the first trace of the most frequent answer (-1: no answers).
         compute: Cost of the kept samples (policy and PRM).
         discarded: Samples drawn past the budget and thrown away.
         tokens: Policy tokens of the kept samples, counted as ``match`` says.
@@ -94,6 +107,7 @@ class BestOfNResult:
     discarded: int = 0
     tokens: int = 0
     n: int = 0
+    weighted_pick: int = -1
 
 
 def matched_best_of_n(
@@ -127,6 +141,7 @@ def matched_best_of_n(
         )
     drawn: list[Completion] = []
     kept: list[Completion] = []
+    kept_calls: set[int] = set()
     used = call = n_drawn = 0
     full = False
     while not full and len(kept) < max_n:
@@ -153,6 +168,7 @@ def matched_best_of_n(
                 full = True
                 break
             kept.append(c)
+            kept_calls.add(call - 1)
             used += cost
             if len(kept) >= max_n:
                 break
@@ -162,6 +178,8 @@ def matched_best_of_n(
         compute.policy_prompt_tokens += c.prompt_tokens
         compute.policy_completion_tokens += c.completion_tokens
         compute.policy_completions += 1
+    if kept:  # prefix-cache credit: the prompt once per call that kept a sample
+        compute.policy_prompt_tokens_prefix_cached = kept[0].prompt_tokens * len(kept_calls)
     pieces = [(j, split(c.text).steps) for j, c in enumerate(kept)]
     with_steps = [(j, s) for j, s in pieces if s]
     root = scorer.root(render_prompt(problem))
@@ -193,30 +211,29 @@ def matched_best_of_n(
                 prm=getattr(scorer, "name", "prm"),
             )
         )
-    prm_pick = -1
-    if traces:
-        scores = [aggregate(t.step_scores, aggregation) for t in traces]
-        prm_pick = max(range(len(traces)), key=lambda i: (scores[i], -i))
-    votes: dict[str, int] = {}
-    for t in traces:
-        if t.answer is not None and t.answer.strip():
-            votes[t.answer.strip()] = votes.get(t.answer.strip(), 0) + 1
-    majority_pick = -1
-    if votes:
-        top = max(votes.values())
-        winner = next(a for a, v in votes.items() if v == top)  # ties: the first answer seen
-        majority_pick = next(
-            i for i, t in enumerate(traces) if t.answer is not None and t.answer.strip() == winner
-        )
+    selection = select_answers(
+        [t.answer for t in traces], [aggregate(t.step_scores, aggregation) for t in traces]
+    )
     return BestOfNResult(
         traces,
-        prm_pick,
-        majority_pick,
+        selection.naive,
+        selection.majority,
         compute,
         discarded=n_drawn - len(kept),
         tokens=used,
         n=len(kept),
+        weighted_pick=selection.weighted,
     )
+
+
+_CORRECT = (
+    "search_correct",
+    "search_weighted_correct",
+    "search_majority_correct",
+    "bon_prm_correct",
+    "bon_weighted_correct",
+    "bon_majority_correct",
+)
 
 
 def _pct(k: int, n: int) -> float:
@@ -249,7 +266,8 @@ def compare_with_best_of_n(
         bon_kwargs: Passed to :func:`matched_best_of_n`.
 
     Returns:
-        ``(result_json, search_records, bon_records)``; search records get ``meta["correct"]``.
+        ``(result_json, search_records, bon_records)``; search records get ``meta["correct"]``
+        (and ``correct_weighted``, ``correct_majority``: see :func:`mark_correct`).
     """
     if match not in ("completion", "total"):
         raise ConfigError(
@@ -257,36 +275,38 @@ def compare_with_best_of_n(
         )
     search_total, bon_total = Compute(), Compute()
     rows, search_records, bon_records = [], [], []
-    n_search = n_prm = n_major = discarded = 0
+    discarded = 0
     for problem in problems:
         result = search(problem)
-        _add(search_total, result.compute)
+        search_total.add(result.compute)
         budget = _search_tokens(result.compute, match)
-        ok = False
+        ok = mark_correct(problem, result)
         if result.record is not None:
-            ok = check_correct(problem, result.record.steps)
-            result.record.meta["correct"] = ok
             search_records.append(result.record)
         bon = matched_best_of_n(
             problem, generator, scorer, budget, match=match, aggregation=aggregation, **bon_kwargs
         )
-        _add(bon_total, bon.compute)
+        bon_total.add(bon.compute)
         discarded += bon.discarded
         bon_records += bon.traces
-        prm_ok = bon.prm_pick >= 0 and bool(bon.traces[bon.prm_pick].meta.get("correct"))
-        major_ok = bon.majority_pick >= 0 and bool(
-            bon.traces[bon.majority_pick].meta.get("correct")
-        )
-        n_search += ok
-        n_prm += prm_ok
-        n_major += major_ok
+        bon_ok = {
+            rule: pick >= 0 and bool(bon.traces[pick].meta.get("correct"))
+            for rule, pick in (
+                ("prm", bon.prm_pick),
+                ("weighted", bon.weighted_pick),
+                ("majority", bon.majority_pick),
+            )
+        }
         rows.append(
             {
                 "id": problem.id,
-                "search_correct": ok,
+                "search_correct": ok["naive"],
+                "search_weighted_correct": ok["weighted"],
+                "search_majority_correct": ok["majority"],
                 "bon_n": bon.n,
-                "bon_prm_correct": prm_ok,
-                "bon_majority_correct": major_ok,
+                "bon_prm_correct": bon_ok["prm"],
+                "bon_weighted_correct": bon_ok["weighted"],
+                "bon_majority_correct": bon_ok["majority"],
                 "search_tokens": budget,
                 "bon_tokens": bon.tokens,
             }
@@ -294,6 +314,7 @@ def compare_with_best_of_n(
     k = len(problems)
     s_tok = sum(r["search_tokens"] for r in rows)
     b_tok = sum(r["bon_tokens"] for r in rows)
+    n = {key: sum(bool(r[key]) for r in rows) for key in _CORRECT}
     out = {
         "benchmark": "search_vs_bon",
         "method": method,
@@ -302,15 +323,21 @@ def compare_with_best_of_n(
         "n_problems": k,
         "settings": dict(settings or {}),
         "search": {
-            "accuracy": _pct(n_search, k),
-            "n_correct": n_search,
+            "accuracy": _pct(n["search_correct"], k),
+            "accuracy_weighted": _pct(n["search_weighted_correct"], k),
+            "accuracy_majority": _pct(n["search_majority_correct"], k),
+            "n_correct": n["search_correct"],
+            "n_correct_weighted": n["search_weighted_correct"],
+            "n_correct_majority": n["search_majority_correct"],
             "compute": search_total.to_dict(),
         },
         "best_of_n": {
-            "accuracy_prm": _pct(n_prm, k),
-            "accuracy_majority": _pct(n_major, k),
-            "n_correct_prm": n_prm,
-            "n_correct_majority": n_major,
+            "accuracy_prm": _pct(n["bon_prm_correct"], k),
+            "accuracy_weighted": _pct(n["bon_weighted_correct"], k),
+            "accuracy_majority": _pct(n["bon_majority_correct"], k),
+            "n_correct_prm": n["bon_prm_correct"],
+            "n_correct_weighted": n["bon_weighted_correct"],
+            "n_correct_majority": n["bon_majority_correct"],
             "n_mean": sum(r["bon_n"] for r in rows) / k if k else 0.0,
             "compute": bon_total.to_dict(),
             "discarded_samples": discarded,
@@ -325,6 +352,25 @@ def compare_with_best_of_n(
     return out, search_records, bon_records
 
 
-def _add(total: Compute, part: Compute) -> None:
-    for name, value in part.to_dict().items():
-        setattr(total, name, getattr(total, name) + value)
+def mark_correct(problem: Problem, result: SearchResult) -> dict[str, bool]:
+    """Check each rule's pick; write ``correct`` (naive), ``correct_weighted`` and
+    ``correct_majority`` into the record's meta. A rule without a pick is not correct.
+
+    Raises:
+        CheckerError: an answer cannot be checked (see :func:`check_correct`).
+    """
+    checked: dict[int, bool] = {}
+    ok: dict[str, bool] = {}
+    for rule in RULES:
+        beam = result.picks.get(rule)
+        if beam is None:
+            ok[rule] = False
+            continue
+        if id(beam) not in checked:
+            checked[id(beam)] = check_correct(problem, list(beam.state.steps))
+        ok[rule] = checked[id(beam)]
+    if result.record is not None:
+        result.record.meta["correct"] = ok["naive"]
+        result.record.meta["correct_weighted"] = ok["weighted"]
+        result.record.meta["correct_majority"] = ok["majority"]
+    return ok

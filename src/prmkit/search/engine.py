@@ -1,31 +1,34 @@
-"""The round loop shared by beam search, DVTS and reward-guided greedy, and its compute accounting.
+"""What beam search, DVTS and greedy share: one expansion round, the compute, the result record.
 
-All three methods are one loop over *groups* of beams:
+:class:`Rounds` holds a problem's search state that every method needs. Its
+:meth:`Rounds.expand` continues a list of beams, each a given number of times, by one step
+(:meth:`~prmkit.generate.protocol.Generator.continue_from` with ``stop="step"``; in the last
+round, ``max_steps``, ``stop="solution"`` so every beam ends with a whole solution), scores only
+the new steps (:class:`~prmkit.search.incremental.IncrementalScorer`) and returns the children.
+Beams asking for the same number of children share one generator call (beam search asks for at
+most two different numbers per round; DVTS and greedy for one).
 
-* each round, every active beam of every group is continued ``width`` times with one
-  :meth:`~prmkit.generate.protocol.Generator.continue_from` call (``stop="step"``; the last
-  round uses ``stop="solution"`` so every beam ends with a whole solution);
-* only the new steps are scored (:class:`~prmkit.search.incremental.IncrementalScorer`);
-* a child that ended its solution (``finish_reason == "eos"``) joins its group's finished list;
-  the group keeps its best ``keep - finished`` unfinished children by aggregated step score
-  (ties: the earlier child) as next round's active beams;
-* a group stops when it has ``keep`` finished solutions or no unfinished child.
+A child is *done* when its completion ended the solution (``finish_reason == "eos"``), in the last
+round, or, with ``cut_steps="finish"``, when its step was cut at ``step_tokens`` (search-and-
+learn's beam search treats such a length stop as completed; prmkit's default keeps the cut step
+and continues it). A completion without a new step is dropped (counted in ``empty_completions``)
+unless it ends a beam that has steps.
 
-Beam search is one group (``keep = N / M`` beams, ``width = M``), DVTS is ``N / M`` groups of
-``keep = 1``, ``width = M``, greedy is one group of ``keep = 1``, ``width = k``. The selected
-solution is the finished beam with the highest aggregated score over all groups.
+:meth:`Rounds.result` applies the three answer rules of :mod:`prmkit.search.select` (naive,
+PRM-weighted, majority) to the method's candidates and writes the naive pick as the record.
 
 Every call's cost is counted exactly: the generator's own ``prompt_tokens`` and
-``completion_tokens`` of every returned :class:`~prmkit.generate.protocol.Completion`, the
-number of ``continue_from`` calls, and the PRM's tokens, forward passes and scored steps.
+``completion_tokens`` of every returned :class:`~prmkit.generate.protocol.Completion` (and the
+prompt tokens with prefix-cache credit: each distinct prefix once per call), the number of
+``continue_from`` calls, and the PRM's tokens, forward passes and scored steps.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,10 +37,16 @@ from prmkit.generate.protocol import Completion, Generator, Prefix, SamplingPara
 from prmkit.records import Problem, ScoredTrace
 from prmkit.score.aggregate import AGGREGATIONS, aggregate, aggregate_all
 from prmkit.search.incremental import IncrementalScorer, ScoreCost, ScoreState
+from prmkit.search.select import RULES, Selection, select_answers
 from prmkit.steps import join_steps, split
 from prmkit.tasks.prompts import render_prompt
 
-__all__ = ["Beam", "Compute", "SearchResult", "round_seed", "tree_search"]
+__all__ = ["CUT_STEPS", "Beam", "Compute", "Rounds", "SearchResult", "check_positive", "round_seed"]
+
+CutSteps = Literal["continue", "finish"]
+CUT_STEPS = ("continue", "finish")
+"""What a step cut at ``step_tokens`` does: ``continue`` (kept, continued next round) or
+``finish`` (the beam is completed, as search-and-learn's beam search)."""
 
 
 @dataclass
@@ -47,6 +56,8 @@ class Compute:
     Attributes:
         policy_prompt_tokens: Sum of ``Completion.prompt_tokens`` over every completion returned
             (a prefix continued ``M`` times counts ``M`` times, as the generator reports it).
+        policy_prompt_tokens_prefix_cached: The same with prefix-cache credit: each distinct
+            prefix of a call counted once, however many completions it got.
         policy_completion_tokens: Sum of ``Completion.completion_tokens``.
         policy_completions: Completions returned.
         generator_calls: ``continue_from`` / ``sample`` calls.
@@ -56,6 +67,7 @@ class Compute:
     """
 
     policy_prompt_tokens: int = 0
+    policy_prompt_tokens_prefix_cached: int = 0
     policy_completion_tokens: int = 0
     policy_completions: int = 0
     generator_calls: int = 0
@@ -63,20 +75,29 @@ class Compute:
     prm_forward_passes: int = 0
     prm_steps_scored: int = 0
 
-    def add_call(self, out: Sequence[Sequence[Completion]]) -> None:
-        """Count one generator call and the completions it returned."""
+    def add_call(self, keys: Sequence[Hashable], out: Sequence[Sequence[Completion]]) -> None:
+        """Count one generator call: ``out[i]`` are the completions of the prefix ``keys[i]``."""
         self.generator_calls += 1
-        for group in out:
+        seen: set[Hashable] = set()
+        for key, group in zip(keys, out, strict=True):
             for c in group:
                 self.policy_prompt_tokens += c.prompt_tokens
                 self.policy_completion_tokens += c.completion_tokens
                 self.policy_completions += 1
+            if group and key not in seen:
+                seen.add(key)
+                self.policy_prompt_tokens_prefix_cached += group[0].prompt_tokens
 
     def add_prm(self, cost: ScoreCost) -> None:
         """Count PRM work."""
         self.prm_tokens += cost.prm_tokens
         self.prm_forward_passes += cost.prm_forward_passes
         self.prm_steps_scored += cost.prm_steps_scored
+
+    def add(self, other: Compute) -> None:
+        """Add another compute into this one."""
+        for name, value in other.to_dict().items():
+            setattr(self, name, getattr(self, name) + value)
 
     @property
     def policy_tokens(self) -> int:
@@ -97,12 +118,14 @@ class Beam:
         group: The group (DVTS subtree) it belongs to.
         score: The aggregated step score (``-inf`` for a beam without steps).
         finish_reason: The last completion's finish reason.
+        done: Whether the beam is finished (see the module doc).
     """
 
     state: ScoreState
     group: int
     score: float
     finish_reason: str = ""
+    done: bool = False
 
 
 @dataclass
@@ -110,14 +133,19 @@ class SearchResult:
     """The outcome of searching one problem.
 
     Attributes:
-        record: The selected solution as a ScoredTrace (``None`` if no beam produced a step).
+        record: The naive pick as a ScoredTrace (``None`` if no candidate had a step).
         finished: Every finished beam, best first.
+        candidates: The N solutions the answer rules vote over, in the method's order (beam
+            search repeats a solution when fewer than N finished, as search-and-learn does).
+        picks: Per rule (naive, weighted, majority), the picked candidate or ``None``.
         compute: The exact cost.
         stats: Counts: rounds, empty completions, steps cut at ``step_tokens``.
     """
 
     record: ScoredTrace | None
     finished: list[Beam]
+    candidates: list[Beam]
+    picks: dict[str, Beam | None]
     compute: Compute
     stats: dict[str, int] = field(default_factory=dict)
 
@@ -135,7 +163,8 @@ def round_seed(seed: int, problem_id: str, round_index: int) -> int:
     return int(state.generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def _check_positive(name: str, value: int) -> None:
+def check_positive(name: str, value: int) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(
             f"{name} must be a positive integer",
@@ -145,35 +174,13 @@ def _check_positive(name: str, value: int) -> None:
         )
 
 
-def tree_search(
-    problem: Problem,
-    generator: Generator,
-    scorer: IncrementalScorer,
-    *,
-    method: str,
-    groups: int,
-    keep: int,
-    width: int,
-    max_steps: int = 12,
-    step_tokens: int = 96,
-    final_tokens: int = 256,
-    temperature: float = 0.8,
-    top_p: float = 1.0,
-    top_k: int = 0,
-    aggregation: str = "min",
-    seed: int = 0,
-    settings: dict[str, Any] | None = None,
-) -> SearchResult:
-    """Search one problem (see the module doc); the building block of beam, DVTS and greedy.
+class Rounds:
+    """A problem's search: expands beams round by round and builds the result.
 
     Args:
         problem: The problem; its ``prompt`` goes to both the policy and the PRM.
         generator: The policy.
         scorer: The incremental PRM.
-        method: Name written to the record.
-        groups: Independent groups (DVTS subtrees).
-        keep: Active beams per group, and finished solutions a group collects.
-        width: Children per active beam per round.
         max_steps: Rounds; the last one finishes every beam's solution.
         step_tokens: Token budget of one step.
         final_tokens: Token budget of the last round's continuation.
@@ -182,147 +189,202 @@ def tree_search(
         top_k: Top-k (0 = off).
         aggregation: How step scores rank beams: min, prod, last or mean.
         seed: Base seed (each round's call uses :func:`round_seed`).
-        settings: Extra settings to write into the record's ``meta``.
+        cut_steps: What a step cut at ``step_tokens`` does (:data:`CUT_STEPS`).
 
     Raises:
-        ConfigError: a non-positive size or an unknown aggregation.
+        ConfigError: a non-positive size, an unknown aggregation or ``cut_steps`` value.
     """
-    for name, value in (
-        ("groups", groups),
-        ("keep", keep),
-        ("width", width),
-        ("max_steps", max_steps),
-        ("step_tokens", step_tokens),
-        ("final_tokens", final_tokens),
-    ):
-        _check_positive(name, value)
-    if aggregation not in AGGREGATIONS:
-        raise ConfigError(
-            "unknown aggregation",
-            got=aggregation,
-            expected=f"one of {list(AGGREGATIONS)}",
-            fix="pick a listed aggregation",
+
+    def __init__(
+        self,
+        problem: Problem,
+        generator: Generator,
+        scorer: IncrementalScorer,
+        *,
+        max_steps: int = 12,
+        step_tokens: int = 96,
+        final_tokens: int = 256,
+        temperature: float = 0.8,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        aggregation: str = "min",
+        seed: int = 0,
+        cut_steps: CutSteps = "continue",
+    ) -> None:
+        for name, value in (
+            ("max_steps", max_steps),
+            ("step_tokens", step_tokens),
+            ("final_tokens", final_tokens),
+        ):
+            check_positive(name, value)
+        if aggregation not in AGGREGATIONS:
+            raise ConfigError(
+                "unknown aggregation",
+                got=aggregation,
+                expected=f"one of {list(AGGREGATIONS)}",
+                fix="pick a listed aggregation",
+            )
+        if cut_steps not in CUT_STEPS:
+            raise ConfigError(
+                "unknown cut_steps",
+                got=cut_steps,
+                expected=f"one of {list(CUT_STEPS)}",
+                fix="continue (prmkit) or finish (search-and-learn's beam search)",
+            )
+        self.problem, self.generator, self.scorer = problem, generator, scorer
+        self.prompt = render_prompt(problem)
+        self.max_steps, self.aggregation, self.cut_steps = max_steps, aggregation, cut_steps
+        self.settings: dict[str, Any] = {
+            "max_steps": max_steps,
+            "step_tokens": step_tokens,
+            "final_tokens": final_tokens,
+            "temperature": temperature,
+            "top_p": top_p,
+            "top_k": top_k,
+            "seed": seed,
+            "cut_steps": cut_steps,
+        }
+        self.compute = Compute()
+        self.stats = {"rounds": 0, "empty_completions": 0, "steps_cut_at_step_tokens": 0}
+        self._root = scorer.root(self.prompt)
+
+    def root(self, group: int = 0) -> Beam:
+        """The empty beam of ``group``."""
+        return Beam(self._root, group, float("-inf"))
+
+    def _params(self, last: bool, seed: int) -> SamplingParams:
+        s = self.settings
+        return SamplingParams(
+            temperature=s["temperature"],
+            top_p=s["top_p"],
+            top_k=s["top_k"],
+            max_new_tokens=s["final_tokens"] if last else s["step_tokens"],
+            seed=seed,
         )
-    compute = Compute()
-    stats = {"rounds": 0, "empty_completions": 0, "steps_cut_at_step_tokens": 0}
-    root = scorer.root(render_prompt(problem))
-    active: list[list[Beam]] = [[Beam(root, g, float("-inf"))] for g in range(groups)]
-    finished: list[list[Beam]] = [[] for _ in range(groups)]
-    for rnd in range(max_steps):
-        work = [b for g in range(groups) for b in active[g]]
-        if not work:
-            break
-        last = rnd == max_steps - 1
-        params = SamplingParams(
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            max_new_tokens=final_tokens if last else step_tokens,
-            seed=round_seed(seed, problem.id, rnd),
-        )
-        out = generator.continue_from(
-            [Prefix(render_prompt(problem), b.state.steps) for b in work],
-            width,
-            params,
-            stop="solution" if last else "step",
-        )
-        compute.add_call(out)
-        stats["rounds"] += 1
-        children: list[tuple[Beam, list[str], bool, str]] = []
-        for beam, completions in zip(work, out, strict=True):
-            for c in completions:
+
+    def expand(self, requests: Sequence[tuple[Beam, int]], rnd: int) -> list[list[Beam]]:
+        """Continue each ``(beam, count)`` ``count`` times; the scored children per request.
+
+        Requests with the same count share one call; the first call of round ``rnd`` is seeded
+        with ``round_seed(seed, problem.id, rnd)``, a second with ``problem.id + "#1"``.
+        """
+        last = rnd == self.max_steps - 1
+        by_count: dict[int, list[int]] = {}
+        for i, (_, count) in enumerate(requests):
+            by_count.setdefault(count, []).append(i)
+        completions: list[list[Completion]] = [[] for _ in requests]
+        for call, (count, members) in enumerate(by_count.items()):
+            pid = self.problem.id if call == 0 else f"{self.problem.id}#{call}"
+            prefixes = [Prefix(self.prompt, requests[i][0].state.steps) for i in members]
+            out = self.generator.continue_from(
+                prefixes,
+                count,
+                self._params(last, round_seed(self.settings["seed"], pid, rnd)),
+                stop="solution" if last else "step",
+            )
+            self.compute.add_call(prefixes, out)
+            for i, group in zip(members, out, strict=True):
+                completions[i] = list(group)
+        self.stats["rounds"] += 1
+        plan: list[tuple[int, list[str], bool, str]] = []
+        for i, ((beam, _), group) in enumerate(zip(requests, completions, strict=True)):
+            for c in group:
                 new = split(c.text).steps
-                done = last or c.finish_reason == "eos"
+                cut = c.finish_reason == "length" and not last
+                done = last or c.finish_reason == "eos" or (cut and self.cut_steps == "finish")
                 if not new and (not done or not beam.state.steps):
-                    stats["empty_completions"] += 1
+                    self.stats["empty_completions"] += 1
                     continue
-                if c.finish_reason == "length" and not last:
-                    stats["steps_cut_at_step_tokens"] += 1
-                children.append((beam, new, done, c.finish_reason))
-        states, cost = scorer.extend([(beam.state, new) for beam, new, _, _ in children])
-        compute.add_prm(cost)
-        next_active: list[list[Beam]] = [[] for _ in range(groups)]
-        for (beam, _, done, reason), state in zip(children, states, strict=True):
-            child = Beam(state, beam.group, aggregate(state.scores, aggregation), reason)
-            (finished if done else next_active)[beam.group].append(child)
-        for g in range(groups):
-            need = keep - len(finished[g])
-            ranked = sorted(
-                enumerate(next_active[g]), key=lambda ib: (-ib[1].score, ib[0])
-            )  # stable: the earlier child wins a tie
-            active[g] = [b for _, b in ranked[: max(need, 0)]]
-    done_beams = sorted(
-        (b for g in finished for b in g), key=lambda b: -b.score
-    )  # sorted() is stable: ties keep group/child order
-    record = None
-    if done_beams:
-        best = done_beams[0]
-        record = _record(
-            problem,
-            best,
-            done_beams,
-            compute,
-            stats,
-            method=method,
-            aggregation=aggregation,
-            prm=getattr(scorer, "name", "prm"),
-            settings={
-                "groups": groups,
-                "keep": keep,
-                "width": width,
-                "max_steps": max_steps,
-                "step_tokens": step_tokens,
-                "final_tokens": final_tokens,
-                "temperature": temperature,
-                "top_p": top_p,
-                "top_k": top_k,
-                "seed": seed,
-                **(settings or {}),
-            },
+                self.stats["steps_cut_at_step_tokens"] += cut
+                plan.append((i, new, done, c.finish_reason))
+        states, cost = self.scorer.extend([(requests[i][0].state, new) for i, new, _, _ in plan])
+        self.compute.add_prm(cost)
+        children: list[list[Beam]] = [[] for _ in requests]
+        for (i, _, done, reason), state in zip(plan, states, strict=True):
+            score = aggregate(state.scores, self.aggregation)
+            children[i].append(Beam(state, requests[i][0].group, score, reason, done))
+        return children
+
+    def result(
+        self,
+        method: str,
+        candidates: list[Beam],
+        finished: list[Beam],
+        settings: dict[str, Any],
+    ) -> SearchResult:
+        """Select answers among ``candidates`` and write the naive pick as the record."""
+        from prmkit.tasks.answers import extract_answer
+
+        distinct = list({id(b): b for b in candidates}.values())
+        answer_of = {id(b): extract_answer(join_steps(list(b.state.steps))) for b in distinct}
+        selection = select_answers(
+            [answer_of[id(b)] for b in candidates], [b.score for b in candidates]
         )
-    return SearchResult(record, done_beams, compute, stats)
+        picks = {
+            rule: candidates[selection.pick(rule)] if selection.pick(rule) >= 0 else None
+            for rule in RULES
+        }
+        record = None
+        best = picks["naive"]
+        if best is not None:
+            index = {id(b): k for k, b in enumerate(distinct)}
+            copies = {id(b): 0 for b in distinct}
+            for b in candidates:
+                copies[id(b)] += 1
+            record = ScoredTrace(
+                id=f"{self.problem.id}-{method}",
+                problem_id=self.problem.id,
+                prompt=self.prompt,
+                steps=list(best.state.steps),
+                answer=answer_of[id(best)],
+                meta={
+                    "method": method,
+                    "aggregation": self.aggregation,
+                    "search_score": best.score,
+                    "finish_reason": best.finish_reason,
+                    "prm_aggregates": aggregate_all(best.state.scores),
+                    "compute": self.compute.to_dict(),
+                    "search_stats": dict(self.stats),
+                    "settings": {**self.settings, **settings},
+                    "selection": _selection_meta(selection, picks, answer_of, index),
+                    "n_candidates": len(candidates),
+                    "candidates": [
+                        {
+                            "answer": answer_of[id(b)],
+                            "score": b.score,
+                            "n_steps": len(b.state.steps),
+                            "group": b.group,
+                            "finished": b.done,
+                            "copies": copies[id(b)],
+                        }
+                        for b in distinct
+                    ],
+                },
+                step_scores=list(best.state.scores),
+                prm=getattr(self.scorer, "name", "prm"),
+            )
+        return SearchResult(record, finished, candidates, picks, self.compute, dict(self.stats))
 
 
-def _record(
-    problem: Problem,
-    best: Beam,
-    done: list[Beam],
-    compute: Compute,
-    stats: dict[str, int],
-    *,
-    method: str,
-    aggregation: str,
-    prm: str,
-    settings: dict[str, Any],
-) -> ScoredTrace:
-    from prmkit.tasks.answers import extract_answer
-
-    steps = list(best.state.steps)
-    return ScoredTrace(
-        id=f"{problem.id}-{method}",
-        problem_id=problem.id,
-        prompt=render_prompt(problem),
-        steps=steps,
-        answer=extract_answer(join_steps(steps)),
-        meta={
-            "method": method,
-            "aggregation": aggregation,
-            "search_score": best.score,
-            "finish_reason": best.finish_reason,
-            "prm_aggregates": aggregate_all(best.state.scores),
-            "compute": compute.to_dict(),
-            "search_stats": dict(stats),
-            "settings": settings,
-            "candidates": [
-                {
-                    "answer": extract_answer(join_steps(list(b.state.steps))),
-                    "score": b.score,
-                    "n_steps": len(b.state.steps),
-                    "group": b.group,
-                }
-                for b in done
-            ],
-        },
-        step_scores=list(best.state.scores),
-        prm=prm,
-    )
+def _selection_meta(
+    selection: Selection,
+    picks: dict[str, Beam | None],
+    answer_of: dict[int, str | None],
+    index: dict[int, int],
+) -> dict[str, Any]:
+    """``meta["selection"]``: per rule the answer, its score/weight/votes and candidate index."""
+    out: dict[str, Any] = {}
+    for rule in RULES:
+        beam = picks[rule]
+        if beam is None:
+            out[rule] = None
+            continue
+        entry: dict[str, Any] = {"answer": answer_of[id(beam)], "candidate": index[id(beam)]}
+        if rule == "naive":
+            entry["score"] = beam.score
+        elif rule == "weighted":
+            entry["weight"] = selection.weight
+        else:
+            entry["votes"] = selection.votes
+        out[rule] = entry
+    return out

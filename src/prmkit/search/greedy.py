@@ -1,5 +1,8 @@
 """Reward-guided greedy search: one beam; each round the best of ``k`` candidate next steps.
 
+It is DVTS with a single subtree (:func:`prmkit.search.dvts.subtree_search`): the best child is
+continued until it finishes; the candidates are the ``k`` children of the last expansion.
+
 Example:
     >>> result = greedy_search(problem, generator, scorer, k=4)  # doctest: +SKIP
     >>> result.record.steps  # doctest: +SKIP
@@ -12,7 +15,8 @@ from typing import Any
 
 from prmkit.generate.protocol import Generator
 from prmkit.records import Problem
-from prmkit.search.engine import SearchResult, tree_search
+from prmkit.search.dvts import subtree_search
+from prmkit.search.engine import Rounds, SearchResult, check_positive
 from prmkit.search.incremental import IncrementalScorer
 
 __all__ = ["greedy_search"]
@@ -26,20 +30,11 @@ def greedy_search(
     k: int = 4,
     **kwargs: Any,
 ) -> SearchResult:
-    """Greedy search on one problem; ``kwargs`` pass to
-    :func:`~prmkit.search.engine.tree_search`.
+    """Greedy search on one problem; ``kwargs`` pass to :class:`~prmkit.search.engine.Rounds`.
 
     Raises:
-        ConfigError: ``k`` is not a positive integer.
+        ConfigError: ``k`` is not a positive integer, or a bad setting (see ``Rounds``).
     """
-    return tree_search(
-        problem,
-        generator,
-        scorer,
-        method="greedy",
-        groups=1,
-        keep=1,
-        width=k,
-        settings={"k": k},
-        **kwargs,
-    )
+    check_positive("k", k)
+    run = Rounds(problem, generator, scorer, **kwargs)
+    return subtree_search(run, "greedy", 1, k, {"k": k})
