@@ -1,4 +1,4 @@
-"""Step labels for traces: Monte Carlo, binary search, OmegaPRM, exact checker, LLM judge, consensus.
+"""Step labels for traces: Monte Carlo, binary search, OmegaPRM, SCAN, checker, judge, consensus.
 
 Every rollout-based labeler draws through a :class:`RolloutEngine` backed by a resumable SQLite
 :class:`RolloutStore`. See ``docs/annotate.md``.
@@ -12,9 +12,10 @@ from prmkit.annotate.judge import JudgeLabeler
 from prmkit.annotate.montecarlo import AdaptiveK, MonteCarloLabeler
 from prmkit.annotate.omega import OmegaPRMLabeler
 from prmkit.annotate.protocol import AnswerCheck, AnswerChecker, Labeler, StepChecker
-from prmkit.annotate.rollouts import RolloutEngine, State
+from prmkit.annotate.rollouts import RolloutEngine, State, Usage
+from prmkit.annotate.scan import ScanLabeler, scan_labels
 from prmkit.annotate.store import Rollout, RolloutStore
-from prmkit.annotate.transforms import relabel, scan_filter
+from prmkit.annotate.transforms import relabel
 
 __all__ = [
     "AdaptiveK",
@@ -32,10 +33,12 @@ __all__ = [
     "Rollout",
     "RolloutEngine",
     "RolloutStore",
+    "ScanLabeler",
     "State",
     "StepChecker",
     "TaskAnswerChecker",
+    "Usage",
     "consensus_report",
     "relabel",
-    "scan_filter",
+    "scan_labels",
 ]

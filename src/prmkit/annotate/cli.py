@@ -13,6 +13,10 @@ Several jobs may share one store; rollouts another job stored first are reused.
 
 Before any work, annotate refuses out-of-range flags, an ``--out`` or ``--store`` path that is
 also an input, and a traces file with no traces.
+
+At the end it prints the budget the job used (distinct rollouts, drawn now or reused from the
+store, and judge verdicts), the per-record attribution before any filter, and how many traces
+were filtered or got null labels (SCAN's filter, problems the policy never solves).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["METHODS", "add_arguments", "run"]
 
-METHODS = ("mc", "binary", "omega", "judge", "exact", "consensus")
+METHODS = ("mc", "binary", "omega", "scan", "judge", "exact", "consensus")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,9 +101,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--label",
         default="hard",
         choices=("hard", "soft", "rpe", "pav"),
-        help="Monte Carlo label scheme",
+        help="Monte Carlo label scheme (omega: hard or soft)",
     )
     mc.add_argument("--epsilon", type=float, default=0.8, help="rpe threshold")
+    mc.add_argument(
+        "--prover-k",
+        type=int,
+        default=1,
+        help="pav: progress under Best-of-K of the rollouts' policy, Q = 1 - (1 - MC)^K "
+        "(1: the policy itself)",
+    )
     mc.add_argument(
         "--stop-at-zero", action="store_true", help="stop after the first step whose value is 0"
     )
@@ -112,21 +123,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mc.add_argument("--probe-k", type=int, default=8, help="adaptive: rollouts from the problem")
     mc.add_argument("--k-min", type=int, default=2, help="adaptive: fewest rollouts")
     mc.add_argument("--k-max", type=int, default=32, help="adaptive: most rollouts")
-    mc.add_argument(
-        "--scan-min-confidence",
-        type=float,
-        help="mc: drop traces of problems the policy solves less often (SCAN)",
-    )
+    # replaced by --method scan; kept hidden so that using it says so
+    mc.add_argument("--scan-min-confidence", type=float, help=argparse.SUPPRESS)
     mc.add_argument(
         "--search-correct",
         action="store_true",
         help="binary: also search traces whose final answer is right",
+    )
+    mc.add_argument(
+        "--min-root-value",
+        type=float,
+        default=0.0,
+        help="binary, omega: search only problems whose pass rate (k rollouts) is above this; "
+        "the others' searched traces get null labels",
     )
     mc.add_argument("--search-limit", type=int, default=8, help="omega: selections per tree")
     mc.add_argument(
         "--no-tree",
         action="store_true",
         help="omega: return only the input traces, not the tree's extra traces",
+    )
+
+    scan = parser.add_argument_group("SCAN (--k: rollouts per step of a wrong trace)")
+    scan.add_argument(
+        "--sc-samples", type=int, default=128, help="rollouts that estimate self-confidence"
+    )
+    scan.add_argument(
+        "--sc-threshold",
+        type=float,
+        default=0.75,
+        help="label only problems with self-confidence >= this (the rest: null labels)",
+    )
+    scan.add_argument(
+        "--scan-tolerance", type=int, default=2, help="steps before the error with soft labels"
     )
 
     judge = parser.add_argument_group("judge")
@@ -166,6 +195,7 @@ class _Build:
         self._store: RolloutStore | None = None
         self._generators: dict[tuple[str, str | None], Any] = {}
         self.engine: Any = None
+        self.judges: list[Any] = []
         self.checker = TaskAnswerChecker(timeout_s=args.verify_timeout, lenient=True)
 
     @property
@@ -226,21 +256,40 @@ class _Build:
                 k=a.k,
                 label=a.label,
                 epsilon=a.epsilon,
+                prover_k=a.prover_k,
                 stop_at_zero=a.stop_at_zero,
                 adaptive=adaptive,
-                estimate_root=a.estimate_root or a.scan_min_confidence is not None,
+                estimate_root=a.estimate_root,
             )
         if method == "binary":
             from prmkit.annotate.binary_search import BinarySearchLabeler
 
             return BinarySearchLabeler(
-                self.rollout_engine(), k=a.k, search_correct=a.search_correct
+                self.rollout_engine(),
+                k=a.k,
+                search_correct=a.search_correct,
+                min_root_value=a.min_root_value,
+            )
+        if method == "scan":
+            from prmkit.annotate.scan import ScanLabeler
+
+            return ScanLabeler(
+                self.rollout_engine(),
+                k=a.k,
+                sc_samples=a.sc_samples,
+                sc_threshold=a.sc_threshold,
+                tolerance=a.scan_tolerance,
             )
         if method == "omega":
             from prmkit.annotate.omega import OmegaPRMLabeler
 
             return OmegaPRMLabeler(
-                self.rollout_engine(), k=a.k, search_limit=a.search_limit, emit_tree=not a.no_tree
+                self.rollout_engine(),
+                k=a.k,
+                search_limit=a.search_limit,
+                emit_tree=not a.no_tree,
+                label=a.label,
+                min_root_value=a.min_root_value,
             )
         if method == "exact":
             from prmkit.annotate.checkers import ArithmeticStepChecker
@@ -256,7 +305,7 @@ class _Build:
             params = SamplingParams(
                 temperature=a.temperature, top_p=a.top_p, max_new_tokens=a.judge_max_new_tokens
             )
-            return JudgeLabeler(
+            judge = JudgeLabeler(
                 self.generator(model, adapter),
                 self.store,
                 self.problems,
@@ -266,6 +315,8 @@ class _Build:
                 judge=_policy_name(model, adapter),
                 template=a.judge_template,
             )
+            self.judges.append(judge)
+            return judge
         from prmkit.annotate.consensus import ConsensusLabeler
 
         members = [m.strip() for m in a.members.split(",") if m.strip()]
@@ -291,6 +342,8 @@ _AT_LEAST_ONE = (
     "probe_k",
     "k_min",
     "k_max",
+    "prover_k",
+    "sc_samples",
     "search_limit",
     "votes",
     "judge_max_new_tokens",
@@ -310,8 +363,10 @@ def _check_flags(args: argparse.Namespace) -> None:
     for name in _AT_LEAST_ONE:
         check_range(flag(name), getattr(args, name), ge=1)
     check_range("--seed", args.seed, ge=0)
-    for name in ("epsilon", "scan_min_confidence"):
+    check_range("--scan-tolerance", args.scan_tolerance, ge=0)
+    for name in ("epsilon", "sc_threshold"):
         check_range(flag(name), getattr(args, name), ge=0, le=1)
+    check_range("--min-root-value", args.min_root_value, ge=0, lt=1)
     check_range("--temperature", args.temperature, ge=0)
     check_range("--top-p", args.top_p, gt=0, le=1)
     if args.k_min > args.k_max:
@@ -321,25 +376,83 @@ def _check_flags(args: argparse.Namespace) -> None:
             expected="--k-min <= --k-max",
             fix="e.g. --k-min 2 --k-max 32",
         )
-    if args.scan_min_confidence is not None and args.method != "mc":
+    if args.scan_min_confidence is not None:
         raise ConfigError(
-            "--scan-min-confidence filters Monte Carlo labels only",
-            got=args.method,
-            expected="--method mc",
-            fix="drop --scan-min-confidence, or use --method mc",
+            "--scan-min-confidence was replaced by the SCAN method, which filters problems "
+            "before any step rollout is drawn",
+            got=f"--method {args.method} --scan-min-confidence {args.scan_min_confidence}",
+            expected="--method scan --sc-threshold C",
+            fix=f"use --method scan --sc-threshold {args.scan_min_confidence} "
+            "(see docs/annotate.md, SCAN)",
+        )
+    if args.method == "omega" and args.label not in ("hard", "soft"):
+        raise ConfigError(
+            "omega labels are hard or soft",
+            got=f"--label {args.label}",
+            expected="--label hard or --label soft",
+            fix="use --method mc for rpe and pav labels",
+        )
+    if args.prover_k != 1 and args.label != "pav":
+        raise ConfigError(
+            "--prover-k applies to --label pav only",
+            got=f"--label {args.label} --prover-k {args.prover_k}",
+            expected="--label pav",
+            fix="add --label pav, or drop --prover-k",
         )
 
 
-def _summary(out: Sequence[LabeledTrace]) -> dict[str, int]:
-    rollouts = sum(t.meta["annotation"]["rollouts"] for t in out)
-    tokens = sum(t.meta["annotation"]["policy_tokens"] for t in out)
-    return {"rollouts": rollouts, "policy_tokens": tokens}
+def _flagged(records: Sequence[LabeledTrace], key: str) -> list[LabeledTrace]:
+    return [t for t in records if t.meta["annotation"].get(key)]
+
+
+def _report(
+    build: _Build,
+    n_traces: int,
+    labelled: Sequence[LabeledTrace],
+    dropped: Sequence[LabeledTrace],
+    unsolvable: Sequence[str],
+) -> None:
+    """Print what the job used, what each record was charged, and what was filtered."""
+    if build.engine is not None:
+        used = build.engine.used
+        print(
+            f"budget used: {used.rollouts} rollouts ({used.drawn} drawn now, {used.reused} "
+            f"reused from the store), {used.policy_tokens} policy tokens, "
+            f"{used.rollouts / max(1, n_traces):.1f} rollouts/trace"
+        )
+    for judge in build.judges:
+        used = judge.used
+        print(
+            f"judge: {used.rollouts} verdicts ({used.drawn} drawn now, {used.reused} reused "
+            f"from the store), {used.policy_tokens} judge tokens"
+        )
+    if build.engine is not None or build.judges:
+        records = [*labelled, *dropped]
+        charged = sum(t.meta["annotation"]["rollouts"] for t in records)
+        tokens = sum(t.meta["annotation"]["policy_tokens"] for t in records)
+        print(
+            f"per-trace attribution: {charged} rollouts, {tokens} policy tokens over "
+            f"{len(records)} records before filters (a rollout read by several records is "
+            f"charged to each); {len(dropped)} dropped by filters"
+            + (" (consensus: members disagree or one gave no label)" if dropped else "")
+        )
+    if unsolvable:
+        traces = _flagged([*labelled, *dropped], "unsolvable")
+        print(
+            f"unsolvable: {len(unsolvable)} problems ({len(traces)} traces) got null labels "
+            "(no rollout from the bare problem was right)"
+        )
+    filtered = _flagged([*labelled, *dropped], "scan_filtered")
+    if filtered:
+        threshold = filtered[0].meta["annotation"]["sc_threshold"]
+        print(
+            f"SCAN: {len({t.problem_id for t in filtered})} problems ({len(filtered)} traces) "
+            f"below self-confidence {threshold} got null labels and no step rollouts"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
     """Label the traces; print the budget; write ``--out``."""
-    from prmkit.annotate.transforms import scan_filter
-
     _check_flags(args)
     if args.store is None:
         args.store = str(args.out) + ".rollouts.sqlite"
@@ -368,11 +481,15 @@ def run(args: argparse.Namespace) -> int:
 
         bar = tqdm(total=len(traces), unit="trace", desc=f"annotate {args.method}", file=sys.stderr)
     unlabeled: list[str] = []
+    dropped: list[LabeledTrace] = []
+    unsolvable: dict[str, None] = {}
     for start in range(0, len(traces), args.batch_traces):
         chunk = traces[start : start + args.batch_traces]
         for record in labeler.label(chunk):
             (main if record.id in ids else extra).append(record)
         unlabeled.extend(getattr(labeler, "unlabeled", []))
+        dropped.extend(getattr(labeler, "dropped", []))
+        unsolvable.update(dict.fromkeys(getattr(labeler, "unsolvable_problems", [])))
         if bar is not None:
             bar.update(len(chunk))
             if build.engine is not None:
@@ -380,24 +497,14 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     out = main + extra
-    if args.scan_min_confidence is not None and args.method == "mc":
-        out, dropped = scan_filter(out, args.scan_min_confidence)
-        print(
-            f"SCAN filter: kept {len(out)}, dropped {len(dropped)} traces of problems with "
-            f"pass rate < {args.scan_min_confidence}"
-        )
     write_records(args.out, out)
-    used = _summary(out)
     elapsed = time.monotonic() - started
     print(
         f"labelled {len(main)}/{len(traces)} traces with {args.method}"
         + (f" (+{len(extra)} tree traces)" if extra else "")
         + f" -> {args.out}"
     )
-    print(
-        f"budget used: {used['rollouts']} rollouts, {used['policy_tokens']} policy tokens "
-        f"({used['rollouts'] / max(1, len(main)):.1f} rollouts/trace)"
-    )
+    _report(build, len(traces), out, dropped, list(unsolvable))
     if build.engine is not None:
         drawn = build.engine.drawn
         stored, stored_tokens = build.store.total(build.engine.namespace)

@@ -3,7 +3,14 @@
 Qwen's PRM lessons (2501.07301) filter Monte Carlo labels with an LLM judge this way. Any two or
 more :class:`~prmkit.annotate.protocol.Labeler` s combine; each labels every trace, and a trace is
 kept when all of them name the same first error (-1 included). The kept record is the first
-member's, with every member's first error in ``meta["annotation"]["consensus"]``.
+member's, with every member's first error in ``meta["annotation"]["consensus"]``; its
+``rollouts`` / ``policy_tokens`` / ``prompt_tokens`` are the members' sums (what the trace cost).
+
+A member that returns no record for a trace (a judge with no valid vote) or one with only
+``None`` labels (binary search on a problem the policy never solves, a SCAN-filtered problem)
+leaves the trace unknown: it is not kept, and counts as missing for that member in the report.
+Traces not kept are in :attr:`ConsensusLabeler.dropped` (first error ``-1`` counts as agreement
+only when every member says it).
 
 :class:`ConsensusReport` gives the kept fraction and the pairwise agreement matrix (the share of
 traces on which two members agree), over the traces every member labelled.
@@ -64,10 +71,18 @@ class ConsensusReport:
         return "\n".join(lines)
 
 
+def _informative(record: LabeledTrace) -> bool:
+    """Whether a member said anything about the trace (not every label ``None``)."""
+    return any(label is not None for label in record.labels)
+
+
 def consensus_report(outputs: Mapping[str, Sequence[LabeledTrace]]) -> ConsensusReport:
-    """Agreement on first errors between labelled versions of the same traces (by trace id)."""
+    """Agreement on first errors between labelled versions of the same traces (by trace id).
+
+    A version whose labels are all ``None`` counts as missing.
+    """
     members = list(outputs)
-    by_id = {m: {t.id: t.first_error for t in outputs[m]} for m in members}
+    by_id = {m: {t.id: t.first_error for t in outputs[m] if _informative(t)} for m in members}
     common = [tid for tid in by_id[members[0]] if all(tid in by_id[m] for m in members)]
     every = set().union(*(set(ids) for ids in by_id.values()))
     missing = {m: sorted(every - set(by_id[m])) for m in members}
@@ -114,7 +129,17 @@ class ConsensusLabeler:
         self.members = list(members)
         self.report: ConsensusReport | None = None
         """The report over every trace this labeler has labelled so far (all calls)."""
+        self.dropped: list[LabeledTrace] = []
+        """Traces of the last :meth:`label` call that were not kept (members disagree, or one
+        could not label them), as the first member's record (any member's if it has none),
+        with ``consensus.agreed = False``."""
         self._seen: dict[str, list[LabeledTrace]] = {m.name: [] for m in self.members}
+
+    @property
+    def unsolvable_problems(self) -> list[str]:
+        """The members' unsolvable problems (their traces are never kept), each once."""
+        found = (p for m in self.members for p in getattr(m, "unsolvable_problems", []))
+        return list(dict.fromkeys(found))
 
     def label(self, traces: Sequence[Trace]) -> list[LabeledTrace]:
         """Run every member on ``traces``; return the agreed traces (first member's labels)."""
@@ -124,28 +149,41 @@ class ConsensusLabeler:
             self._seen[name].extend(out)
         self.report = consensus_report(self._seen)
         by_id = {name: {t.id: t for t in out} for name, out in outputs.items()}
-        first = self.members[0].name
-        kept = []
+        kept: list[LabeledTrace] = []
+        self.dropped = []
         for trace in traces:
             versions = {name: by_id[name].get(trace.id) for name in by_id}
-            if any(v is None for v in versions.values()):
+            present = [v for v in versions.values() if v is not None]
+            if not present:
                 continue
-            errors = {name: v.first_error for name, v in versions.items()}
-            if len(set(errors.values())) != 1:
-                continue
-            record = versions[first]
+            errors = {
+                name: v.first_error if v is not None and _informative(v) else None
+                for name, v in versions.items()
+            }
+            agreed = None not in errors.values() and len(set(errors.values())) == 1
+            record = versions[self.members[0].name] or present[0]
             meta = dict(record.meta)
             meta["annotation"] = {
                 **meta["annotation"],
+                **{key: sum(v.meta["annotation"][key] for v in present) for key in _COST_KEYS},
                 "consensus": {
                     "members": list(errors),
                     "first_errors": errors,
-                    "rollouts": sum(v.meta["annotation"]["rollouts"] for v in versions.values()),
+                    "agreed": agreed,
+                    "rollouts": sum(v.meta["annotation"]["rollouts"] for v in present),
+                    "member_rollouts": {
+                        name: v.meta["annotation"]["rollouts"]
+                        for name, v in versions.items()
+                        if v is not None
+                    },
                 },
             }
-            agreed = record.first_error
-            labels = record.labels if agreed < 0 else record.labels[: agreed + 1]
-            kept.append(
+            if any(v.meta["annotation"].get("unsolvable") for v in present):
+                meta["annotation"]["unsolvable"] = True
+            labels = record.labels
+            if agreed and record.first_error >= 0:
+                labels = labels[: record.first_error + 1]
+            (kept if agreed else self.dropped).append(
                 LabeledTrace(
                     **record.trace_fields() | {"meta": meta},
                     labels=labels + [None] * (len(record.labels) - len(labels)),
@@ -154,3 +192,6 @@ class ConsensusLabeler:
                 )
             )
         return kept
+
+
+_COST_KEYS = ("rollouts", "policy_tokens", "prompt_tokens")

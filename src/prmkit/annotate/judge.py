@@ -32,6 +32,7 @@ from dataclasses import asdict
 
 from prmkit.annotate.binary_search import first_error_labels
 from prmkit.annotate.protocol import Cost, labeled
+from prmkit.annotate.rollouts import Usage
 from prmkit.annotate.store import Rollout, RolloutStore, derive_seed
 from prmkit.errors import ConfigError
 from prmkit.generate.protocol import Generator, SamplingParams
@@ -140,6 +141,8 @@ class JudgeLabeler:
         )
         self.unlabeled: list[str] = []
         """Ids of traces that got no valid vote in the last :meth:`label` call."""
+        self.used = Usage()
+        """Distinct verdicts this judge returned (all calls), drawn now or reused."""
 
     def _prompt(self, trace: Trace) -> str:
         problem = self.problems.get(trace.problem_id)
@@ -183,7 +186,11 @@ class JudgeLabeler:
                             )
                         )
                 self.store.add(self.namespace, rows)
-        return [self.store.get(self.namespace, key, self.votes) for key in keys]
+                self.used.mark_drawn(rows)
+        out = [self.store.get(self.namespace, key, self.votes) for key in keys]
+        for verdicts in out:
+            self.used.count(verdicts)
+        return out
 
     def label(self, traces: Sequence[Trace]) -> list[LabeledTrace]:
         """Judge every trace; traces without a valid vote are left out (see :attr:`unlabeled`)."""

@@ -14,7 +14,7 @@ Options:
   prefix as good as the start would see a correct rollout with probability ``confidence``,
   clamped to ``[k_min, k_max]``. Hard problems get more rollouts, easy ones fewer.
 * ``estimate_root``: also estimate ``values[0]``, the problem's pass rate (needed by the ``rpe``
-  and ``pav`` labels and the SCAN filter; shared by all traces of a problem).
+  and ``pav`` labels; shared by all traces of a problem).
 
 Example:
     >>> labeler = MonteCarloLabeler(engine, k=8, label="soft")  # doctest: +SKIP
@@ -84,6 +84,8 @@ class MonteCarloLabeler:
         k: Rollouts per step prefix (ignored for prefixes when ``adaptive`` is set).
         label: ``hard``, ``soft``, ``rpe`` or ``pav`` (see :mod:`prmkit.annotate.transforms`).
         epsilon: The ``rpe`` threshold.
+        prover_k: The ``pav`` prover: Best-of-``prover_k`` of the rollouts' policy (1: the policy
+            itself); see :func:`~prmkit.annotate.transforms.pav_progress`.
         stop_at_zero: Stop after the first step whose value is 0.
         adaptive: Choose k per problem from its pass rate.
         estimate_root: Also estimate the problem's pass rate (``k`` rollouts, or the adaptive
@@ -99,11 +101,13 @@ class MonteCarloLabeler:
         k: int = 8,
         label: str = "hard",
         epsilon: float = 0.8,
+        prover_k: int = 1,
         stop_at_zero: bool = False,
         adaptive: AdaptiveK | None = None,
         estimate_root: bool = False,
     ) -> None:
         _positive("k", k)
+        _positive("prover_k", prover_k)
         if label not in LABEL_SCHEMES:
             raise ConfigError(
                 "unknown label scheme",
@@ -115,6 +119,7 @@ class MonteCarloLabeler:
         self.k = k
         self.label_scheme = label
         self.epsilon = epsilon
+        self.prover_k = prover_k
         self.stop_at_zero = stop_at_zero
         self.adaptive = adaptive
         self.estimate_root = estimate_root or adaptive is not None or label in ("rpe", "pav")
@@ -146,7 +151,7 @@ class MonteCarloLabeler:
             if self.stop_at_zero:
                 _blank_after_first_zero(vals)
             labels, first_error, extra = labels_from_values(
-                vals, self.label_scheme, epsilon=self.epsilon
+                vals, self.label_scheme, epsilon=self.epsilon, prover_k=self.prover_k
             )
             out.append(
                 labeled(

@@ -36,7 +36,7 @@ from prmkit.generate.protocol import Generator, Prefix, SamplingParams
 from prmkit.records import Problem, Trace
 from prmkit.steps import DEFAULT_SEPARATOR, join_steps
 
-__all__ = ["RolloutEngine", "State", "solution_text"]
+__all__ = ["RolloutEngine", "State", "Usage", "solution_text"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,51 @@ class _Usage:
     calls: int = 0
     rollouts: int = 0
     policy_tokens: int = 0
+
+
+@dataclass
+class Usage:
+    """What a job used: the distinct samples handed to its labelers, each ``(state, idx)`` once.
+
+    A rollout two labelers (or two traces sharing a prefix) ask for counts once, so this is the
+    job's real budget, where the per-record ``meta["annotation"]["rollouts"]`` charge every record
+    for the rollouts it read.
+
+    Attributes:
+        rollouts: Distinct samples returned.
+        drawn: How many of those this job drew (the rest were reused from the store).
+        policy_tokens: Their generated tokens.
+        prompt_tokens: Their prompt/prefix tokens.
+    """
+
+    rollouts: int = 0
+    drawn: int = 0
+    policy_tokens: int = 0
+    prompt_tokens: int = 0
+    _seen: set[tuple[str, int]] = field(default_factory=set, repr=False)
+    _fresh: set[tuple[str, int]] = field(default_factory=set, repr=False)
+
+    @property
+    def reused(self) -> int:
+        """Samples used that an earlier job (or run) had stored."""
+        return self.rollouts - self.drawn
+
+    def mark_drawn(self, rows: Sequence[Rollout]) -> None:
+        """Note samples this job drew (before they are handed out)."""
+        self._fresh.update((r.state, r.idx) for r in rows)
+
+    def count(self, rows: Sequence[Rollout]) -> None:
+        """Count samples handed out; ones already counted are skipped."""
+        for r in rows:
+            key = (r.state, r.idx)
+            if key in self._seen:
+                continue
+            self._seen.add(key)
+            self.rollouts += 1
+            if key in self._fresh:
+                self.drawn += 1
+            self.policy_tokens += r.completion_tokens
+            self.prompt_tokens += r.prompt_tokens
 
 
 class RolloutEngine:
@@ -133,6 +178,8 @@ class RolloutEngine:
         self.namespace = namespace or store.namespace(config)
         self.drawn = _Usage()
         """Rollouts this process drew (not counting ones found in the store)."""
+        self.used = Usage()
+        """Distinct rollouts returned to labelers in this run, drawn now or reused."""
 
     def _problem(self, state: State) -> Problem:
         problem = self.problems.get(state.problem_id)
@@ -164,7 +211,10 @@ class RolloutEngine:
         for n, items in groups.items():
             for i in range(0, len(items), self.max_prefixes_per_call):
                 self._draw(items[i : i + self.max_prefixes_per_call], n)
-        return [self.store.get(self.namespace, state.key, n) for state, n in requests]
+        out = [self.store.get(self.namespace, state.key, n) for state, n in requests]
+        for rows in out:
+            self.used.count(rows)
+        return out
 
     def _draw(self, items: list[tuple[State, int]], n: int) -> None:
         """One generator call: ``n`` new rollouts for each ``(state, first index)``; one commit."""
@@ -200,6 +250,7 @@ class RolloutEngine:
                     )
                 )
         self.store.add(self.namespace, rows)
+        self.used.mark_drawn(rows)
         self.drawn.calls += 1
         self.drawn.rollouts += len(rows)
         self.drawn.policy_tokens += sum(r.completion_tokens for r in rows)

@@ -11,12 +11,11 @@ to per-step labels, so switching label schemes costs nothing:
 * ``soft`` (Math-Shepherd): ``values[i+1]``.
 * ``rpe`` (GenPRM relative progress): step i is correct iff
   ``values[i+1] / values[i] >= epsilon`` (default 0.8); needs ``values[0]`` for the first step.
-* ``pav`` (process advantage, PAV): progress ``A_i = values[i+1] - values[i]`` in [-1, 1], written
-  as the label ``(1 + A_i) / 2`` (0.5 = no progress); the raw progress is kept in
-  ``meta["annotation"]["progress"]``.
-
-:func:`scan_filter` is SCAN's self-confidence filter: keep traces of problems the policy itself
-solves often enough (``values[0] >= min_confidence``), where Monte Carlo labels are reliable.
+* ``pav`` (process advantage, PAV, Setlur et al. 2024): progress ``A_i = Q(i+1) - Q(i)`` in
+  [-1, 1] under a prover, written as the label ``(1 + A_i) / 2`` (0.5 = no progress); the raw
+  progress is kept in ``meta["annotation"]["progress"]``. The prover is the rollouts' policy
+  (``prover_k=1``, ``Q = values``) or its Best-of-K, whose value under an answer checker is
+  ``Q = 1 - (1 - values) ** prover_k`` (the paper's BoK(pi) provers), with no new rollouts.
 
 Example:
     >>> hard_labels([0.5, 0.75, 0.0, 0.0])
@@ -25,6 +24,8 @@ Example:
     [1.0, 0.0, 0.0]
     >>> pav_progress([0.5, 0.75, 0.25, 0.0])
     [0.25, -0.5, -0.25]
+    >>> pav_progress([0.5, 0.75], prover_k=2)
+    [0.1875]
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ __all__ = [
     "pav_progress",
     "relabel",
     "rpe_labels",
-    "scan_filter",
     "soft_labels",
 ]
 
@@ -93,22 +93,32 @@ def rpe_labels(values: Values, epsilon: float = 0.8) -> list[float | None]:
     return out
 
 
-def pav_progress(values: Values) -> list[float | None]:
-    """Process advantage of each step: ``values[i+1] - values[i]`` (``None`` where unknown)."""
+def pav_progress(values: Values, prover_k: int = 1) -> list[float | None]:
+    """Process advantage of each step under the Best-of-``prover_k`` prover (``None`` if unknown).
+
+    ``Q(t) = 1 - (1 - values[t]) ** prover_k``; with ``prover_k=1`` (the rollouts' policy),
+    ``Q = values`` and the progress is ``values[i+1] - values[i]``.
+    """
     _need_root(values, "pav")
-    return [
-        None if a is None or b is None else float(a) - float(b)
-        for b, a in itertools.pairwise(values)
-    ]
+    if isinstance(prover_k, bool) or not isinstance(prover_k, int) or prover_k < 1:
+        raise ConfigError(
+            "prover_k must be a positive integer",
+            got=prover_k,
+            expected="an integer >= 1 (1 = the rollouts' policy itself)",
+            fix="e.g. prover_k=4 for a Best-of-4 prover",
+        )
+    q = [None if v is None else 1.0 - (1.0 - float(v)) ** prover_k for v in values]
+    return [None if a is None or b is None else a - b for b, a in itertools.pairwise(q)]
 
 
 def labels_from_values(
-    values: Values, scheme: str = "hard", *, epsilon: float = 0.8
+    values: Values, scheme: str = "hard", *, epsilon: float = 0.8, prover_k: int = 1
 ) -> tuple[list[float | None], int, dict[str, Any]]:
     """``(labels, first_error, extra meta)`` of a label scheme.
 
     ``first_error`` is the first step whose hard label is 0 for ``hard``/``soft``/``pav`` (where
-    the Monte Carlo value drops to 0) and the first 0 label for ``rpe``.
+    the Monte Carlo value drops to 0) and the first 0 label for ``rpe``. ``prover_k`` is the
+    ``pav`` prover's K (ignored by the other schemes).
     """
     if scheme not in LABEL_SCHEMES:
         raise ConfigError(
@@ -129,13 +139,14 @@ def labels_from_values(
         first_error = first_error_from_labels(labels)
         extra["epsilon"] = epsilon
     else:
-        progress = pav_progress(values)
+        progress = pav_progress(values, prover_k)
         labels = [None if a is None else (1.0 + a) / 2.0 for a in progress]
         extra["progress"] = progress
+        extra["prover_k"] = prover_k
     return labels, first_error, extra
 
 
-_SCHEME_KEYS = ("epsilon", "progress")
+_SCHEME_KEYS = ("epsilon", "progress", "prover_k")
 """Annotation keys one label scheme adds (``rpe``, ``pav``); :func:`relabel` drops stale ones."""
 
 
@@ -152,9 +163,13 @@ def _values(trace: LabeledTrace) -> list[float | None]:
     return values
 
 
-def relabel(trace: LabeledTrace, scheme: str, *, epsilon: float = 0.8) -> LabeledTrace:
+def relabel(
+    trace: LabeledTrace, scheme: str, *, epsilon: float = 0.8, prover_k: int = 1
+) -> LabeledTrace:
     """The same trace with labels recomputed from its stored Monte Carlo values."""
-    labels, first_error, extra = labels_from_values(_values(trace), scheme, epsilon=epsilon)
+    labels, first_error, extra = labels_from_values(
+        _values(trace), scheme, epsilon=epsilon, prover_k=prover_k
+    )
     meta = dict(trace.meta)
     kept = {k: v for k, v in meta["annotation"].items() if k not in _SCHEME_KEYS}
     meta["annotation"] = {**kept, "label": scheme, **extra}
@@ -164,20 +179,3 @@ def relabel(trace: LabeledTrace, scheme: str, *, epsilon: float = 0.8) -> Labele
         first_error=first_error,
         label_source=trace.label_source,
     )
-
-
-def scan_filter(
-    traces: Sequence[LabeledTrace], min_confidence: float
-) -> tuple[list[LabeledTrace], list[LabeledTrace]]:
-    """SCAN's self-confidence filter: ``(kept, dropped)`` by the problem's pass rate.
-
-    The self-confidence of a problem is ``values[0]``, the fraction of the policy's own rollouts
-    from the bare problem that are correct.
-    """
-    kept: list[LabeledTrace] = []
-    dropped: list[LabeledTrace] = []
-    for trace in traces:
-        values = _values(trace)
-        _need_root(values, "scan")
-        (kept if values[0] >= min_confidence else dropped).append(trace)
-    return kept, dropped

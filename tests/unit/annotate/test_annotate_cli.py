@@ -91,8 +91,12 @@ def test_exact_creates_no_rollout_store(files):
         ("--top-p", "1.5", "a number in (0, 1]"),
         ("--epsilon", "1.2", "a number in [0, 1]"),
         ("--epsilon", "-0.1", "a number in [0, 1]"),
-        ("--scan-min-confidence", "2", "a number in [0, 1]"),
-        ("--scan-min-confidence", "nan", "a number in [0, 1]"),
+        ("--sc-threshold", "2", "a number in [0, 1]"),
+        ("--sc-threshold", "nan", "a number in [0, 1]"),
+        ("--sc-samples", "0", "an integer >= 1"),
+        ("--scan-tolerance", "-1", "an integer >= 0"),
+        ("--prover-k", "0", "an integer >= 1"),
+        ("--min-root-value", "1", "a number in [0, 1)"),
     ],
 )
 def test_out_of_range_flags_are_refused(files, flag, value, expected, capsys):
@@ -107,9 +111,18 @@ def test_out_of_range_flags_are_refused(files, flag, value, expected, capsys):
 def test_inconsistent_flags_are_refused(files, capsys):
     assert main(_args(files, "--k-min", "10", "--k-max", "2", method="mc")) == 1
     assert "--k-min is above --k-max" in capsys.readouterr().err
-    assert main(_args(files, "--scan-min-confidence", "0.5", method="binary")) == 1
-    assert "--scan-min-confidence" in capsys.readouterr().err
+    assert main(_args(files, "--prover-k", "4", method="mc")) == 1  # the default label is hard
+    assert "--prover-k applies to --label pav" in capsys.readouterr().err
     assert not (files / "o.jsonl").exists()
+
+
+@pytest.mark.parametrize("method", ["mc", "binary"])
+def test_scan_min_confidence_points_to_the_scan_method(files, method, capsys):
+    """Issue 11 item 5: the post-hoc filter spent every rollout first; SCAN is a method now."""
+    assert main(_args(files, "--scan-min-confidence", "0.5", method=method)) == 1
+    err = capsys.readouterr().err
+    assert "--scan-min-confidence was replaced" in err and "--method scan --sc-threshold" in err
+    assert not (files / "o.jsonl").exists() and not (files / "o.jsonl.rollouts.sqlite").exists()
 
 
 def test_no_traces_is_an_error(files, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -11,6 +12,7 @@ from prmkit.annotate.checkers import ArithmeticStepChecker
 from prmkit.annotate.exact import ExactLabeler
 from prmkit.annotate.montecarlo import AdaptiveK, MonteCarloLabeler
 from prmkit.annotate.protocol import Labeler
+from prmkit.annotate.rollouts import State
 from prmkit.errors import ConfigError, RecordError
 
 TRUE_ERRORS = [0, 2, 3, 5, 7, -1]
@@ -100,7 +102,9 @@ def test_binary_search_finds_first_errors_in_log_steps(make_engine, traces):
             assert meta["rollouts"] == 0 and meta["probes"] == []
         else:
             assert len(meta["probes"]) <= math.ceil(math.log2(9))
-            assert meta["rollouts"] == 8 * len(meta["probes"])
+            # the root (the bare problem) is estimated once, then the midpoints
+            assert meta["rollouts"] == 8 * (len(meta["probes"]) + 1)
+            assert meta["root_value"] > 0 and not meta["unsolvable"]
             assert meta["probes"][0][0] == 4  # the first midpoint of (0, 9]
 
 
@@ -108,3 +112,42 @@ def test_binary_search_can_search_correct_traces(make_engine, traces):
     engine, _ = make_engine(slip=0.1)
     out = BinarySearchLabeler(engine, k=8, search_correct=True).label(traces[5:])
     assert out[0].first_error == -1 and out[0].meta["annotation"]["rollouts"] > 0
+
+
+def test_binary_search_gives_null_labels_on_problems_the_policy_never_solves(
+    make_engine, problems, traces
+):
+    """Issue 11 item 3: every wrong trace got first_error 0, a searched right one too."""
+    engine, policy = make_engine(slip=1.0)  # slips on every operation: never right
+    labeler = BinarySearchLabeler(engine, k=4, search_correct=True)
+    out = labeler.label(traces)
+    for record in out:
+        meta = record.meta["annotation"]
+        assert record.labels == [None] * 9 and record.first_error == -1
+        assert meta["unsolvable"] is True and meta["root_value"] == 0.0
+    assert labeler.unsolvable_problems == [p.id for p in problems]
+    # the root went out in the first round's generator calls, beside the first midpoints
+    # 6 roots + 6 midpoints, 8 states per call; no second round
+    assert [call[:2] for call in policy.calls] == [(8, 4), (4, 4)]
+    # without search_correct a right trace keeps its all-correct outcome label, no rollouts
+    plain = BinarySearchLabeler(engine, k=4).label(traces[5:])
+    assert plain[0].labels == [1.0] * 9 and plain[0].meta["annotation"]["rollouts"] == 0
+
+
+def test_binary_search_root_is_shared_and_has_a_floor(make_engine, problems, traces):
+    engine, _ = make_engine(slip=0.1)
+    same_problem = [
+        dataclasses.replace(traces[2], id="a"),
+        dataclasses.replace(traces[2], id="b", steps=[*traces[2].steps[:-1], "The answer is 1."]),
+    ]
+    out = BinarySearchLabeler(engine, k=8).label(same_problem)
+    root = State.of(same_problem[0], 0)
+    assert engine.store.count(engine.namespace, root.key) == 8  # drawn once for both
+    assert out[0].meta["annotation"]["root_value"] == out[1].meta["annotation"]["root_value"]
+    value = out[0].meta["annotation"]["root_value"]
+    assert 0 < value < 1
+    strict = BinarySearchLabeler(engine, k=8, min_root_value=value)
+    assert all(t.labels == [None] * 9 for t in strict.label(same_problem))
+    assert strict.unsolvable_problems == [traces[2].problem_id]
+    with pytest.raises(ConfigError, match="min_root_value"):
+        BinarySearchLabeler(engine, min_root_value=1.0)

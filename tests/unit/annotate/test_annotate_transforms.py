@@ -24,7 +24,6 @@ from prmkit.annotate.transforms import (
     pav_progress,
     relabel,
     rpe_labels,
-    scan_filter,
     soft_labels,
 )
 from prmkit.errors import ConfigError, RecordError
@@ -65,7 +64,7 @@ def test_transform_edges():
         labels_from_values([0.5, 1.0], "median")
 
 
-def test_relabel_and_scan_from_stored_values(make_engine, traces):
+def test_relabel_from_stored_values(make_engine, traces):
     engine, _ = make_engine(slip=0.2)
     labeled = MonteCarloLabeler(engine, k=8, estimate_root=True).label(traces)
     drawn = engine.drawn.rollouts
@@ -80,14 +79,9 @@ def test_relabel_and_scan_from_stored_values(make_engine, traces):
     # the root state is shared: re-estimating it for another labeler costs nothing
     MonteCarloLabeler(engine, k=8, label="pav").label(traces)
     assert engine.drawn.rollouts == drawn
-    threshold = sorted(t.meta["annotation"]["values"][0] for t in labeled)[3]
-    kept, dropped = scan_filter(labeled, threshold)
-    assert len(kept) + len(dropped) == len(labeled) and kept
-    assert all(t.meta["annotation"]["values"][0] >= threshold for t in kept)
-    assert all(t.meta["annotation"]["values"][0] < threshold for t in dropped)
     no_root = MonteCarloLabeler(engine, k=8).label(traces[:1])
     with pytest.raises(ConfigError, match="estimate_root"):
-        scan_filter(no_root, 0.5)
+        relabel(no_root[0], "pav")
     exact = ExactLabeler(ArithmeticStepChecker(), engine.problems).label(traces[:1])
     with pytest.raises(RecordError, match="Monte Carlo values"):
         relabel(exact[0], "soft")
@@ -318,3 +312,48 @@ def test_relabel_drops_the_previous_schemes_keys(make_engine, traces):
         rpe = relabel(trace, "rpe")
         assert rpe.meta["annotation"]["epsilon"] == 0.8
         assert "epsilon" not in relabel(rpe, "soft").meta["annotation"]
+
+
+def test_pav_progress_under_a_best_of_k_prover():
+    """Issue 11 item 8: Setlur et al.'s BoK(pi) prover, Q = 1 - (1 - Q^pi)^K, from the values."""
+    values = [0.5, 0.75, 0.25, 0.0]
+    assert pav_progress(values, prover_k=1) == pav_progress(values)
+    bok = [1 - (1 - v) ** 4 for v in values]  # 0.9375, 0.99609375, 0.68359375, 0
+    progress = pav_progress(values, prover_k=4)
+    assert progress == pytest.approx([bok[1] - bok[0], bok[2] - bok[1], bok[3] - bok[2]])
+    labels, first_error, extra = labels_from_values(values, "pav", prover_k=4)
+    assert labels == pytest.approx([(1 + a) / 2 for a in progress])
+    assert first_error == 2 and extra == {"progress": progress, "prover_k": 4}
+    with pytest.raises(ConfigError, match="prover_k"):
+        pav_progress(values, prover_k=0)
+
+
+def test_pav_prover_k_from_the_labeler_and_relabel(make_engine, traces):
+    engine, _ = make_engine(slip=0.3)
+    labeled = MonteCarloLabeler(engine, k=4, label="pav", prover_k=3).label(traces[:2])
+    drawn = engine.drawn.rollouts
+    for trace in labeled:
+        values = trace.meta["annotation"]["values"]
+        assert trace.meta["annotation"]["prover_k"] == 3
+        assert trace.meta["annotation"]["progress"] == pav_progress(values, prover_k=3)
+        again = relabel(relabel(trace, "pav"), "pav", prover_k=3)
+        assert again.labels == trace.labels
+        assert relabel(trace, "pav").meta["annotation"]["prover_k"] == 1
+        assert "prover_k" not in relabel(trace, "soft").meta["annotation"]
+    assert engine.drawn.rollouts == drawn
+
+
+def test_consensus_drops_a_trace_a_member_could_not_label(make_engine, traces):
+    """Issue 11 item 3: binary's null labels (unsolvable problem) are no agreement with MC."""
+    from prmkit.annotate.binary_search import BinarySearchLabeler
+
+    engine, _ = make_engine(slip=1.0)  # never solves: MC says "step 0", binary says nothing
+    binary = BinarySearchLabeler(engine, k=4)
+    labeler = ConsensusLabeler([MonteCarloLabeler(engine, k=4), binary])
+    assert labeler.label(traces[:5]) == []
+    assert labeler.unsolvable_problems == binary.unsolvable_problems
+    assert len(labeler.unsolvable_problems) == 5
+    assert labeler.report.total == 0 and labeler.report.missing["binary"] == [
+        t.id for t in traces[:5]
+    ]
+    assert [t.id for t in labeler.dropped] == [t.id for t in traces[:5]]
