@@ -1,7 +1,8 @@
 """Binary search for the first error (OmegaPRM): Monte Carlo only at midpoints.
 
-First the bare problem is rolled out (the root, ``k`` rollouts shared by every trace of the
-problem through the content-keyed store, sent with the first round of midpoints). If its value is
+First the bare problem is rolled out (the root: ``k`` rollouts per problem, in one call for all
+problems before any midpoint, charged to the problem's first searched trace and shared by the
+others through the content-keyed store). If its value is
 not above ``min_root_value`` (default 0: no rollout solves the problem), the policy cannot tell a
 good prefix from a bad one there: the searched traces of that problem get ``None`` labels,
 ``meta["annotation"]["unsolvable"] = True`` and their problem joins
@@ -107,18 +108,13 @@ class BinarySearchLabeler:
         lo = [0] * n
         hi = [len(t.steps) for t in traces]
         active = [i for i in range(n) if searched[i] and hi[i] > 1]
-        first_round = True
+        self._roots(traces, active, root, costs)
+        active = [i for i in active if self._solvable(root[i])]
         while active:
             mids = [(lo[i] + hi[i]) // 2 for i in active]
-            requests = [(State.of(traces[i], m), self.k) for i, m in zip(active, mids, strict=True)]
-            if first_round:  # the roots ride with the first midpoints
-                requests = [(State.of(traces[i], 0), self.k) for i in active] + requests
-            results = self.engine.rollouts(requests)
-            if first_round:
-                for i, rollouts in zip(active, results[: len(active)], strict=True):
-                    costs[i].add(rollouts)
-                    root[i] = _mean(rollouts)
-                results = results[len(active) :]
+            results = self.engine.rollouts(
+                [(State.of(traces[i], m), self.k) for i, m in zip(active, mids, strict=True)]
+            )
             for i, m, rollouts in zip(active, mids, results, strict=True):
                 costs[i].add(rollouts)
                 value = _mean(rollouts)
@@ -127,9 +123,6 @@ class BinarySearchLabeler:
                     lo[i] = m
                 else:
                     hi[i] = m
-            if first_round:
-                active = [i for i in active if self._solvable(root[i])]
-                first_round = False
             active = [i for i in active if hi[i] - lo[i] > 1]
         out = []
         for i, trace in enumerate(traces):
@@ -161,6 +154,25 @@ class BinarySearchLabeler:
                 )
             )
         return out
+
+    def _roots(
+        self,
+        traces: Sequence[Trace],
+        active: list[int],
+        root: list[float | None],
+        costs: list[Cost],
+    ) -> None:
+        """Estimate each active trace's problem root in one call; charge it to its first trace."""
+        first: dict[str, int] = {}
+        for i in active:
+            first.setdefault(traces[i].problem_id, i)
+        results = self.engine.rollouts([(State.of(traces[i], 0), self.k) for i in first.values()])
+        values = {}
+        for (pid, i), rollouts in zip(first.items(), results, strict=True):
+            costs[i].add(rollouts)
+            values[pid] = _mean(rollouts)
+        for i in active:
+            root[i] = values[traces[i].problem_id]
 
     def _solvable(self, root_value: float | None) -> bool:
         return root_value is not None and root_value > self.min_root_value

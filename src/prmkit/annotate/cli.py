@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--batch-traces",
         type=int,
         default=8,
-        help="traces labelled together (one progress tick); keep it fixed when resuming",
+        help="traces labelled together (one progress tick; a problem's traces are never "
+        "split, so a chunk may hold more); keep it fixed when resuming",
     )
     io.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -451,6 +452,31 @@ def _report(
         )
 
 
+def chunk_by_problem(traces: Sequence[Trace], size: int) -> list[list[Trace]]:
+    """Chunks of about ``size`` traces that never split a problem's traces (OmegaPRM grows one
+    tree per problem and call); problems in order of first appearance, traces in input order.
+
+    Example:
+        >>> ts = [Trace(id=f"t{i}", problem_id=p, prompt="q", steps=["s"]) for i, p in
+        ...       enumerate("aabab")]
+        >>> [[t.id for t in c] for c in chunk_by_problem(ts, 2)]
+        [['t0', 't1', 't3'], ['t2', 't4']]
+    """
+    by_problem: dict[str, list[Trace]] = {}
+    for trace in traces:
+        by_problem.setdefault(trace.problem_id, []).append(trace)
+    chunks: list[list[Trace]] = []
+    current: list[Trace] = []
+    for group in by_problem.values():
+        current.extend(group)
+        if len(current) >= size:
+            chunks.append(current)
+            current = []
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def run(args: argparse.Namespace) -> int:
     """Label the traces; print the budget; write ``--out``."""
     _check_flags(args)
@@ -483,8 +509,7 @@ def run(args: argparse.Namespace) -> int:
     unlabeled: list[str] = []
     dropped: list[LabeledTrace] = []
     unsolvable: dict[str, None] = {}
-    for start in range(0, len(traces), args.batch_traces):
-        chunk = traces[start : start + args.batch_traces]
+    for chunk in chunk_by_problem(traces, args.batch_traces):
         for record in labeler.label(chunk):
             (main if record.id in ids else extra).append(record)
         unlabeled.extend(getattr(labeler, "unlabeled", []))
@@ -496,6 +521,8 @@ def run(args: argparse.Namespace) -> int:
                 bar.set_postfix(drawn=build.engine.drawn.rollouts)
     if bar is not None:
         bar.close()
+    order = {t.id: i for i, t in enumerate(traces)}
+    main.sort(key=lambda record: order[record.id])
     out = main + extra
     write_records(args.out, out)
     elapsed = time.monotonic() - started

@@ -126,9 +126,8 @@ def test_binary_search_gives_null_labels_on_problems_the_policy_never_solves(
         assert record.labels == [None] * 9 and record.first_error == -1
         assert meta["unsolvable"] is True and meta["root_value"] == 0.0
     assert labeler.unsolvable_problems == [p.id for p in problems]
-    # the root went out in the first round's generator calls, beside the first midpoints
-    # 6 roots + 6 midpoints, 8 states per call; no second round
-    assert [call[:2] for call in policy.calls] == [(8, 4), (4, 4)]
+    # the roots are estimated first, in one call; no midpoint is probed on an unsolvable problem
+    assert [call[:2] for call in policy.calls] == [(6, 4)]
     # without search_correct a right trace keeps its all-correct outcome label, no rollouts
     plain = BinarySearchLabeler(engine, k=4).label(traces[5:])
     assert plain[0].labels == [1.0] * 9 and plain[0].meta["annotation"]["rollouts"] == 0
