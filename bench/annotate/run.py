@@ -1,4 +1,4 @@
-"""Annotation benchmark: Monte Carlo (k = 4, 8, 16) vs. binary search, against the exact checker.
+"""Annotation benchmark: Monte Carlo, binary search, OmegaPRM and SCAN against the exact checker.
 
 Command (the recorded run is in docs/BENCHMARKS.md, "Annotation"):
 
@@ -10,18 +10,23 @@ none, in ``--correct-share`` of the traces), carried through to the answer. So f
 spread over all positions and the exact checker knows each one.
 
 Policy: SmolLM2-135M-Instruct with the warm-up LoRA adapter (``--adapter warmup`` trains or fetches
-it with ``recipes/warmup.yaml``, the demo's recipe, so the cached adapter is shared; ``--adapter PATH`` uses a trained one; ``--adapter none``
-the bare base model, which almost never solves these problems).
+it with ``recipes/warmup.yaml``, the demo's recipe, so the cached adapter is shared;
+``--adapter PATH`` uses a trained one; ``--adapter none`` the bare base model, which almost never
+solves these problems).
 
 Cost accounting: Monte Carlo k=16 draws every inner prefix's 16 rollouts into one store; k=4 and
 k=8 read the first 4 / 8 of them and binary search reads the first k of its midpoints (rollouts are
 i.i.d. samples, so a subset is an honest k-sample estimate, and one drawing serves every method).
-Each method's cost is what its labels *used*: ``meta["annotation"]["rollouts"]`` and
-``["policy_tokens"]``, summed over traces.
+Binary search, OmegaPRM and SCAN also roll out the bare problem (the root; SCAN's
+``--sc-samples`` of it), and OmegaPRM draws new states for its tree. Each method's cost is what its
+labels *used*: ``meta["annotation"]["rollouts"]`` and ``["policy_tokens"]``, summed over all its
+records (OmegaPRM's extra tree traces included) and divided by the input traces.
 
 Metrics: first-error accuracy (the predicted first wrong step, or "none", equals the exact one)
 and step-label accuracy (hard labels at 0.5 over the steps both label, i.e. up to the first
-error) against :class:`~prmkit.annotate.exact.ExactLabeler`.
+error) against :class:`~prmkit.annotate.exact.ExactLabeler`, over the traces a method labelled;
+``coverage`` is the share it labelled (binary search and OmegaPRM give ``null`` labels on a
+problem no root rollout solves; SCAN on one below its self-confidence threshold).
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ from prmkit.annotate.binary_search import BinarySearchLabeler
 from prmkit.annotate.checkers import ArithmeticStepChecker, TaskAnswerChecker
 from prmkit.annotate.exact import ExactLabeler
 from prmkit.annotate.montecarlo import MonteCarloLabeler
+from prmkit.annotate.omega import OmegaPRMLabeler
 from prmkit.annotate.rollouts import RolloutEngine
+from prmkit.annotate.scan import ScanLabeler
 from prmkit.annotate.store import RolloutStore
 from prmkit.generate.protocol import SamplingParams
 from prmkit.records import LabeledTrace, Problem, Trace
@@ -88,21 +95,36 @@ def make_traces(
 
 
 def score(labeled: list[LabeledTrace], exact: list[LabeledTrace]) -> dict[str, float]:
-    """First-error and step-label accuracy against the exact labels, and cost per trace."""
-    fe = sum(a.first_error == b.first_error for a, b in zip(labeled, exact, strict=True))
+    """First-error and step-label accuracy against the exact labels, and cost per trace.
+
+    ``labeled`` may hold extra records after the input traces' (OmegaPRM's tree): they are
+    scored by cost only. A record with no labels (an unsolvable or SCAN-filtered problem) is left
+    out of the accuracies and counted in ``coverage`` (the share of traces labelled).
+    """
+    main = labeled[: len(exact)]
+    kept = [
+        (a, b) for a, b in zip(main, exact, strict=True) if any(x is not None for x in a.labels)
+    ]
+    fe = sum(a.first_error == b.first_error for a, b in kept)
     hits = total = 0
-    for a, b in zip(labeled, exact, strict=True):
+    for a, b in kept:
         for x, y in zip(a.labels, b.labels, strict=True):
             if x is not None and y is not None:
                 hits += (x >= 0.5) == (y >= 0.5)
                 total += 1
-    n = len(labeled)
+    n = len(exact)
     return {
-        "first_error_acc": fe / n,
+        "first_error_acc": fe / max(1, len(kept)),
         "step_acc": hits / max(1, total),
+        "coverage": len(kept) / n,
+        "extra_traces": len(labeled) - n,
         "rollouts_per_trace": sum(t.meta["annotation"]["rollouts"] for t in labeled) / n,
         "tokens_per_trace": sum(t.meta["annotation"]["policy_tokens"] for t in labeled) / n,
     }
+
+
+def _ints(text: str) -> list[int]:
+    return sorted(int(k) for k in text.split(",") if k.strip())
 
 
 def main() -> int:
@@ -117,6 +139,10 @@ def main() -> int:
     parser.add_argument("--correct-share", type=float, default=0.15)
     parser.add_argument("--ks", default="4,8,16")
     parser.add_argument("--binary-ks", default="4,8")
+    parser.add_argument("--omega-ks", default="8", help="OmegaPRM k ('' to skip)")
+    parser.add_argument("--omega-search-limit", type=int, default=4)
+    parser.add_argument("--scan-ks", default="8", help="SCAN k ('' to skip)")
+    parser.add_argument("--sc-samples", type=int, default=32, help="SCAN self-confidence samples")
     parser.add_argument("--max-new-tokens", type=int, default=160)
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--gen-batch-size", type=int, default=128)
@@ -173,6 +199,14 @@ def main() -> int:
         )
     for k in sorted(int(k) for k in args.binary_ks.split(",")):
         rows[f"binary k={k}"] = score(BinarySearchLabeler(engine, k=k).label(traces), exact)
+    for k in _ints(args.omega_ks):
+        rows[f"omega k={k}"] = score(
+            OmegaPRMLabeler(engine, k=k, search_limit=args.omega_search_limit).label(traces), exact
+        )
+    for k in _ints(args.scan_ks):
+        rows[f"scan k={k}"] = score(
+            ScanLabeler(engine, k=k, sc_samples=args.sc_samples).label(traces), exact
+        )
     fe_hist: dict[int, int] = {}
     for t in exact:
         fe_hist[t.first_error] = fe_hist.get(t.first_error, 0) + 1
@@ -183,14 +217,14 @@ def main() -> int:
         f"{draw_s:.0f}s ({engine.drawn.policy_tokens / max(draw_s, 1e-9):.0f} tokens/s)"
     )
     print(
-        f"{'method':<16}{'first-err acc':>14}{'step acc':>10}{'rollouts/tr':>13}"
-        f"{'tokens/tr':>11}{'vs mc k=8':>11}"
+        f"{'method':<16}{'first-err acc':>14}{'step acc':>10}{'coverage':>10}{'extra':>7}"
+        f"{'rollouts/tr':>13}{'tokens/tr':>11}{'vs mc k=8':>11}"
     )
     base = rows.get("mc k=8", next(iter(rows.values())))
     for name, r in rows.items():
         print(
             f"{name:<16}{r['first_error_acc']:>14.3f}{r['step_acc']:>10.3f}"
-            f"{r['rollouts_per_trace']:>13.1f}{r['tokens_per_trace']:>11.0f}"
+            f"{r['coverage']:>10.2f}{r['extra_traces']:>7}{r['rollouts_per_trace']:>13.1f}{r['tokens_per_trace']:>11.0f}"
             f"{r['rollouts_per_trace'] / max(base['rollouts_per_trace'], 1e-9):>10.0%}"
         )
     for k in sorted(int(k) for k in args.binary_ks.split(",")):
@@ -201,7 +235,8 @@ def main() -> int:
         )
         print(
             f"goal (binary k={k}: first-error acc >= mc k=8 - 2 points with <= 35% of its "
-            f"rollouts): {'met' if met else 'not met'}"
+            f"rollouts): {'met' if met else 'not met'} (binary labels {r['coverage']:.0%} of "
+            "the traces; the rest are unsolvable problems)"
         )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(

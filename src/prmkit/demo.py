@@ -269,35 +269,44 @@ def _annotate(cfg, generator, adapter, problems, traces, out, lap) -> dict[str, 
     )
     print(
         f"{'method':<8} {'first-error acc':>16} {'step-label acc':>15} {'rollouts/trace':>15} "
-        f"{'tokens/trace':>13}"
+        f"{'tokens/trace':>13} {'unlabelled':>10}"
     )
     for name, r in results.items():
         print(
             f"{name:<8} {r['first_error_acc']:>15.1f}% {r['step_acc']:>14.1f}% "
-            f"{r['rollouts_per_trace']:>15.1f} {r['tokens_per_trace']:>13.0f}"
+            f"{r['rollouts_per_trace']:>15.1f} {r['tokens_per_trace']:>13.0f} "
+            f"{r['unlabelled']:>10}"
         )
     lap("annotate", t0)
     return results
 
 
 def _agreement(exact: Sequence[Any], labeled: Sequence[Any]) -> dict[str, float]:
-    """First-error and step-label agreement of automatic labels with the exact ones."""
-    fe = steps = n_steps = rollouts = tokens = 0
+    """First-error and step-label agreement of automatic labels with the exact ones.
+
+    Records with no labels (an unsolvable problem) are left out of the accuracies and counted in
+    ``unlabelled``; their rollouts still count in the cost.
+    """
+    fe = steps = n_steps = rollouts = tokens = unlabelled = 0
     for e, a in zip(exact, labeled, strict=True):
+        rollouts += a.meta["annotation"]["rollouts"]
+        tokens += a.meta["annotation"]["policy_tokens"]
+        if all(y is None for y in a.labels):
+            unlabelled += 1
+            continue
         fe += e.first_error == a.first_error
         for x, y in zip(e.labels, a.labels, strict=True):
             if x is not None and y is not None:
                 steps += (x >= 0.5) == (y >= 0.5)
                 n_steps += 1
-        rollouts += a.meta["annotation"]["rollouts"]
-        tokens += a.meta["annotation"]["policy_tokens"]
     n = max(len(exact), 1)
     return {
-        "first_error_acc": 100 * fe / n,
+        "first_error_acc": 100 * fe / max(len(exact) - unlabelled, 1),
         "step_acc": 100 * steps / max(n_steps, 1),
         "rollouts_per_trace": rollouts / n,
         "tokens_per_trace": tokens / n,
         "traces": n,
+        "unlabelled": unlabelled,
     }
 
 

@@ -327,18 +327,22 @@ def _points(svg: str) -> dict[str, tuple[float, float]]:
 
 def test_search_vs_best_of_n_table_and_token_plot(run_dir):
     _write(run_dir / "beam8.json", search_result("beam", 8, 40.0, 100, 35.0, 30.0))
-    _write(run_dir / "beam32.json", search_result("beam", 32, 55.0, 400, 50.0, 45.0))
+    beam32 = search_result("beam", 32, 55.0, 400, 50.0, 45.0)
+    beam32["search"] |= {"accuracy_weighted": 52.5, "accuracy_majority": 47.5}
+    _write(run_dir / "beam32.json", beam32)
     _write(run_dir / "greedy.json", search_result("greedy", 0, 30.0, 50, 25.0, 20.0))
     _write(run_dir / "policy.json", policy_result())
     report = build_report(run_dir)
     page = render_html(report)
     sec = _section(page, "Search vs best-of-N")
     assert "beam32.json, beam8.json, greedy.json" in sec
-    # tokens per problem: budget / n_problems (20 * 400 / 20 = 400 search, 380 best-of-N)
+    # tokens per problem: budget / n_problems (20 * 400 / 20 = 400 search, 380 best-of-N); the
+    # search's three answer rules (top PRM score, PRM-weighted vote, majority), "-" when absent
     assert (
-        "<td>beam n=32 m=4</td><td>20</td><td>55.0</td><td>50.0</td><td>45.0</td><td>24.0</td>"
-        "<td>400 / 380</td><td>600 / 600</td>"
+        "<td>beam n=32 m=4</td><td>20</td><td>55.0</td><td>52.5</td><td>47.5</td><td>50.0</td>"
+        "<td>45.0</td><td>24.0</td><td>400 / 380</td><td>600 / 600</td>"
     ) in sec
+    assert "<td>greedy k=4</td><td>20</td><td>30.0</td><td>-</td><td>-</td>" in sec
     assert "<td>greedy k=4</td>" in sec
     assert sec.count("<svg") == 1 and 'aria-label="accuracy vs policy tokens"' in sec
     pts = _points(sec)

@@ -3,9 +3,11 @@ copies when present), and final-answer extraction and checking."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
+import time
 
 import pytest
 
@@ -256,3 +258,23 @@ def test_outside_the_main_thread_runs_untimed_and_says_so():
     worker.join()
     assert result == [True] and stats.untimed == 1
     assert "without timeout" in stats.summary()
+
+
+def test_timeout_cannot_be_swallowed_by_an_except_exception_block(monkeypatch):
+    """math-verify's TimeoutException is an Exception: sympy code that catches Exception swallowed
+    it and the check ran on unbounded (a hang seen in the full test run). prmkit's deadline is a
+    BaseException, so a comparison that catches every Exception still stops at the timeout."""
+    import math_verify
+
+    def swallowing_verify(*args, **kwargs):
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            with contextlib.suppress(Exception):  # what sympy does around many computations
+                time.sleep(0.01)
+        return True
+
+    monkeypatch.setattr(math_verify, "verify", swallowing_verify)
+    stats = VerifyStats()
+    started = time.monotonic()
+    assert verify_answer("x^2", "x^{2}+0*y", timeout_s=1, lenient=True, stats=stats) is False
+    assert time.monotonic() - started < 3 and stats.timeouts == 1

@@ -312,6 +312,7 @@ def _prmbench(src: str, r: dict[str, Any]) -> _Section:
     notes = [
         f"threshold {r['threshold']}",
         "groups: " + ", ".join(f"{g} {_fmt(v)}" for g, v in r["groups"].items()),
+        *r.get("notes", []),
     ]
     header = ["class", "PRMScore", "F1", "negative F1", "traces"]
     return _Section("PRMBench", src, header, rows, notes)
@@ -402,6 +403,8 @@ def _search(items: list[tuple[str, dict[str, Any]]], report: dict[str, Any]) -> 
                 label,
                 str(r["n_problems"]),
                 _fmt(s["accuracy"]),
+                _fmt(s["accuracy_weighted"]) if "accuracy_weighted" in s else "-",
+                _fmt(s["accuracy_majority"]) if "accuracy_majority" in s else "-",
                 _fmt(b["accuracy_prm"]),
                 _fmt(b["accuracy_majority"]),
                 _fmt(b["n_mean"]),
@@ -470,7 +473,9 @@ def _search(items: list[tuple[str, dict[str, Any]]], report: dict[str, Any]) -> 
     header = [
         "run",
         "problems",
-        "search %",
+        "search % (top PRM score)",
+        "search % (PRM-weighted vote)",
+        "search % (majority of its N)",
         "best-of-N PRM %",
         "best-of-N majority %",
         "best-of-N mean N",

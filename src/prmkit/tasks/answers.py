@@ -11,8 +11,11 @@
   :class:`VerifyStats` and returns False; show ``stats.summary()`` in the run's report.
 * :func:`check_answer` picks the right comparison for a problem's task.
 
-math-verify enforces its timeout with ``signal.alarm``, which only works in the main thread; in
-other threads the call runs without a timeout and is counted in ``VerifyStats.untimed``.
+The timeout covers one whole check (both parses and the comparison) and is prmkit's own
+``SIGALRM`` timer raising a ``BaseException``: math-verify's timeout exception is an ``Exception``
+that sympy's ``except Exception`` blocks can swallow, after which the check ran unbounded. Signals
+only reach the main thread; in other threads the check runs without a timeout and is counted in
+``VerifyStats.untimed``.
 
 Example:
     >>> verify_answer("\\\\frac{1}{2}", "0.5")
@@ -24,7 +27,10 @@ Example:
 from __future__ import annotations
 
 import re
+import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, fields
 from fractions import Fraction
 from typing import Any
@@ -149,13 +155,33 @@ def extract_answer(text: str, *, last_number: bool = False) -> str | None:
     return None
 
 
+class _Deadline(BaseException):
+    """Raised by the check's own timer. A BaseException, so sympy's ``except Exception`` blocks
+    cannot swallow it (math-verify's own TimeoutException is an Exception: when it fired inside
+    such a block, the computation went on without any limit)."""
+
+
+@contextmanager
+def _deadline(seconds: float) -> Iterator[None]:
+    """Raise :class:`_Deadline` after ``seconds`` of wall time (main thread only)."""
+
+    def expire(signum: int, frame: Any) -> None:
+        raise _Deadline
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _math_verify(pred: str, gold: str, timeout_s: int, stats: VerifyStats, lenient: bool) -> bool:
     from math_verify import parse, verify
-    from math_verify.errors import TimeoutException
 
-    timeout: int | None = timeout_s
-    if threading.current_thread() is not threading.main_thread():
-        timeout = None
+    timed = threading.current_thread() is threading.main_thread()
+    if not timed:
         stats.untimed += 1
 
     def fail(counter: str, what: str, got: Any) -> bool:
@@ -171,16 +197,18 @@ def _math_verify(pred: str, gold: str, timeout_s: int, stats: VerifyStats, lenie
         return False
 
     try:
-        gold_parsed = parse(f"${gold}$", parsing_timeout=timeout, raise_on_error=True)
-        pred_parsed = parse(
-            pred if "\\boxed" in pred or "$" in pred else f"${pred}$",
-            parsing_timeout=timeout,
-            raise_on_error=True,
-        )
-        same = bool(gold_parsed and pred_parsed) and bool(
-            verify(gold_parsed, pred_parsed, timeout_seconds=timeout, raise_on_error=True)
-        )
-    except TimeoutException:
+        with _deadline(timeout_s) if timed else nullcontext():
+            # math-verify's own timeouts are off: one deadline covers the whole check
+            gold_parsed = parse(f"${gold}$", parsing_timeout=None, raise_on_error=True)
+            pred_parsed = parse(
+                pred if "\\boxed" in pred or "$" in pred else f"${pred}$",
+                parsing_timeout=None,
+                raise_on_error=True,
+            )
+            same = bool(gold_parsed and pred_parsed) and bool(
+                verify(gold_parsed, pred_parsed, timeout_seconds=None, raise_on_error=True)
+            )
+    except _Deadline:
         return fail("timeouts", f"math-verify timed out after {timeout_s} s", (pred, gold))
     except Exception as exc:  # math-verify raises sympy/latex2sympy errors of many types
         return fail("errors", f"math-verify failed ({type(exc).__name__}: {exc})", (pred, gold))
@@ -205,7 +233,7 @@ def verify_answer(
         pred: The predicted answer (bare, e.g. ``"0.5"``, or a text with ``\\boxed{}``);
             None counts as no answer.
         gold: The gold answer (bare LaTeX or a number).
-        timeout_s: math-verify's timeout per parse/verify call, in seconds.
+        timeout_s: Timeout of the whole check (parses and comparison), in seconds.
         lenient: Count undecidable checks in ``stats`` and return False instead of raising.
         stats: Counters to update (a fresh one is used when None).
 
