@@ -36,6 +36,7 @@ from collections.abc import Sequence
 
 from prmkit.annotate.protocol import Cost, labeled
 from prmkit.annotate.rollouts import RolloutEngine, State
+from prmkit.config import check_range
 from prmkit.errors import ConfigError
 from prmkit.records import LabeledTrace, Trace
 
@@ -83,13 +84,7 @@ class BinarySearchLabeler:
             raise ConfigError(
                 "k must be positive", got=k, expected="an integer >= 1", fix="e.g. k=8"
             )
-        if not 0.0 <= min_root_value < 1.0:
-            raise ConfigError(
-                "min_root_value out of range",
-                got=min_root_value,
-                expected="a number in [0, 1)",
-                fix="e.g. min_root_value=0 (search every problem some rollout solves)",
-            )
+        check_range("min_root_value", min_root_value, ge=0, lt=1)
         self.engine = engine
         self.k = k
         self.search_correct = search_correct

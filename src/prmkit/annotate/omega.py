@@ -61,6 +61,7 @@ from prmkit.annotate.binary_search import first_error_labels
 from prmkit.annotate.protocol import Cost, labeled
 from prmkit.annotate.rollouts import RolloutEngine, State
 from prmkit.annotate.store import Rollout
+from prmkit.config import check_range
 from prmkit.errors import ConfigError
 from prmkit.records import LabeledTrace, Trace
 from prmkit.steps import split_steps
@@ -196,13 +197,7 @@ class OmegaPRMLabeler:
             raise ConfigError(
                 "unknown omega label", got=label, expected=f"one of {LABELS}", fix="label=hard"
             )
-        if not 0 <= min_root_value < 1:
-            raise ConfigError(
-                "min_root_value out of range",
-                got=min_root_value,
-                expected="0 <= min_root_value < 1",
-                fix="min_root_value=0 skips only problems no root rollout solved",
-            )
+        check_range("min_root_value", min_root_value, ge=0, lt=1)
         self.engine = engine
         self.k = k
         self.search_limit = search_limit

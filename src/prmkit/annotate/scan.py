@@ -27,6 +27,7 @@ from collections.abc import Sequence
 
 from prmkit.annotate.protocol import Cost, labeled
 from prmkit.annotate.rollouts import RolloutEngine, State
+from prmkit.config import check_range
 from prmkit.errors import ConfigError
 from prmkit.records import LabeledTrace, Trace
 
@@ -61,11 +62,6 @@ def scan_labels(
     return labels, first_error
 
 
-def _check(name: str, ok: bool, value: object, expected: str, fix: str) -> None:
-    if not ok:
-        raise ConfigError(f"{name} out of range", got=value, expected=expected, fix=fix)
-
-
 class ScanLabeler:
     """SCAN labels: self-confidence filter, then Monte Carlo on the wrong traces only.
 
@@ -89,12 +85,10 @@ class ScanLabeler:
         sc_threshold: float = 0.75,
         tolerance: int = 2,
     ) -> None:
-        _check("k", k >= 1, k, "an integer >= 1", "e.g. k=8")
-        _check("sc_samples", sc_samples >= 1, sc_samples, "an integer >= 1", "e.g. 128")
-        _check(
-            "sc_threshold", 0 <= sc_threshold <= 1, sc_threshold, "a number in [0, 1]", "e.g. 0.75"
-        )
-        _check("tolerance", tolerance >= 0, tolerance, "an integer >= 0", "e.g. tolerance=2")
+        check_range("k", k, ge=1)
+        check_range("sc_samples", sc_samples, ge=1)
+        check_range("sc_threshold", sc_threshold, ge=0, le=1)
+        check_range("tolerance", tolerance, ge=0)
         self.engine = engine
         self.k = k
         self.sc_samples = sc_samples
