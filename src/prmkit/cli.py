@@ -2,7 +2,8 @@
 
 Stages are registered by module path and imported only when used, so ``prmkit --help`` is fast.
 A stage module provides ``add_arguments(parser)`` and ``run(args) -> int``. Config-driven stages
-use :func:`add_config_arguments` and :func:`stage_config`.
+use :func:`prmkit.config.add_config_arguments` and :func:`prmkit.config.stage_config` (re-exported
+here for stage modules that still import them from this module).
 """
 
 from __future__ import annotations
@@ -11,14 +12,11 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import TypeVar
 
-from prmkit.config import config_help, load_config
+from prmkit.config import add_config_arguments, stage_config
 from prmkit.errors import PrmkitError
 
 __all__ = ["add_config_arguments", "main", "stage_config"]
-
-C = TypeVar("C")
 
 # stage name -> (module, one-line description)
 STAGES: dict[str, tuple[str, str]] = {
@@ -45,21 +43,6 @@ STAGES: dict[str, tuple[str, str]] = {
     ),
     "search": ("prmkit.search.cli", "PRM-guided search: beam, DVTS, greedy; vs best-of-N"),
 }
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add ``--config FILE`` and ``key=value`` overrides for config dataclass ``cls``."""
-    parser.add_argument("--config", default=None, help="YAML file of config overrides")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="key=value", help="config overrides (see the keys below)"
-    )
-    parser.epilog = "config keys:\n" + config_help(cls)
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
-
-
-def stage_config(cls: type[C], args: argparse.Namespace) -> C:
-    """Build the stage config from ``--config`` and the ``key=value`` overrides."""
-    return load_config(cls, args.config, args.overrides)
 
 
 def _top_parser() -> argparse.ArgumentParser:

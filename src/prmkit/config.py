@@ -6,6 +6,9 @@ or outside its range is a :class:`~prmkit.errors.ConfigError`, never silently ig
 dataclass calls :func:`check_ranges` from ``__post_init__``, so building it in Python checks the
 same rules as loading it from YAML or the command line.
 
+A field whose type is itself a config dataclass is a *group* (e.g. the policy's model, adapter
+and dtype): YAML sets it as a mapping, the command line key by key as ``group.key=value``.
+
 Example:
     >>> from dataclasses import dataclass, field
     >>> @dataclass
@@ -17,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import functools
 import math
@@ -32,7 +36,16 @@ import yaml
 
 from prmkit.errors import ConfigError
 
-__all__ = ["Dtype", "check_range", "check_ranges", "config_help", "load_config", "option"]
+__all__ = [
+    "Dtype",
+    "add_config_arguments",
+    "check_range",
+    "check_ranges",
+    "config_help",
+    "load_config",
+    "option",
+    "stage_config",
+]
 
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
@@ -268,43 +281,99 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
         source.update({k: str(path) for k in loaded})
     for item in overrides:
         key, sep, raw = item.partition("=")
+        key = key.strip()
         if not sep or not key:
             raise ConfigError(
                 "malformed override",
                 got=item,
-                expected="key=value",
+                expected="key=value (a nested key as group.key=value)",
                 fix="write overrides as key=value",
             )
         try:
-            values[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
-            values[key.strip()] = raw
-        source[key.strip()] = "command line"
+            value = raw
+        *groups, leaf = key.split(".")
+        target = values
+        for group in groups:
+            inner = target.get(group)
+            target[group] = inner = dict(inner) if isinstance(inner, dict) else {}
+            target = inner
+        target[leaf] = value
+        source[key] = "command line"
+    return _build(cls, values, source)
+
+
+def _nested(hint: Any) -> type | None:
+    """The config dataclass a field holds as a group of keys (``None``: a plain value)."""
+    return hint if dataclasses.is_dataclass(hint) and isinstance(hint, type) else None
+
+
+def _build(cls: type[C], values: dict[str, Any], source: dict[str, str], prefix: str = "") -> C:
+    """``cls`` from a (nested) mapping of checked values; ``prefix`` names a group's keys."""
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     for key, value in values.items():
+        name = prefix + str(key)
+        where = source.get(name) or next(
+            (v for k, v in source.items() if k.startswith(name + ".")), None
+        )
         if key not in fields:
             raise ConfigError(
                 f"unknown config key for {cls.__name__}",
-                got=key,
-                expected=f"one of {sorted(fields)}",
+                got=name,
+                expected=f"one of {sorted(prefix + k for k in fields)}",
                 fix="remove or rename the key (see --help)",
-                where=source.get(key),
+                where=where,
             )
-        kwargs[key] = _check_field(fields[key], hints[key], value, source.get(key))
+        group = _nested(hints[key])
+        if group is not None:
+            if not isinstance(value, dict):
+                raise ConfigError(
+                    f"'{name}' is a group of keys",
+                    got=value,
+                    expected=f"a mapping of {sorted(f.name for f in dataclasses.fields(group))}",
+                    fix=f"set its keys one by one, e.g. {name}.<key>=value",
+                    where=where,
+                )
+            kwargs[key] = _build(group, value, source, name + ".")
+        else:
+            kwargs[key] = _check_field(fields[key], hints[key], value, where)
     return cls(**kwargs)
 
 
-def config_help(cls: type) -> str:
-    """One line per field: ``name (type, default[, range]): help``, for ``--help``."""
+def config_help(cls: type, prefix: str = "") -> str:
+    """One line per field: ``name (type, default[, range]): help``, for ``--help``.
+
+    A group (a nested config dataclass) is listed key by key as ``group.key``.
+    """
     hints = _hints(cls)
     lines = []
     for f in dataclasses.fields(cls):
+        group = _nested(hints[f.name])
+        if group is not None:
+            lines.append(config_help(group, prefix + f.name + "."))
+            continue
         default = f.default_factory() if callable(f.default_factory) else f.default
         kind = str(hints[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
         rule = f", {_rule(f.metadata['range'])}" if "range" in f.metadata else ""
         lines.append(
-            f"  {f.name} ({kind}, default {default!r}{rule}): {f.metadata.get('help', '')}"
+            f"  {prefix}{f.name} ({kind}, default {default!r}{rule}): {f.metadata.get('help', '')}"
         )
     return "\n".join(lines)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """Add ``--config FILE`` and ``key=value`` overrides for config dataclass ``cls``."""
+    parser.add_argument("--config", default=None, help="YAML file of config overrides")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="config overrides (see the keys below)"
+    )
+    parser.epilog = "config keys:\n" + config_help(cls)
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def stage_config(cls: type[C], args: argparse.Namespace) -> C:
+    """Build the stage config from ``--config`` and the ``key=value`` overrides."""
+    return load_config(cls, args.config, args.overrides)

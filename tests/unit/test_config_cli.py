@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -98,3 +98,40 @@ def test_cli_every_stage_has_help():
         )
         assert proc.returncode == 0, (stage, proc.stderr[-2000:])
         assert "usage: prmkit " + stage in proc.stdout
+
+
+@dataclass
+class _Group:
+    model: str = field(default="smollm2", metadata={"help": "the model"})
+    threads: int = field(default=1, metadata={"help": "threads", "range": {"ge": 1}})
+
+
+@dataclass
+class _WithGroup:
+    n: int = field(default=2, metadata={"help": "how many"})
+    policy: _Group = field(default_factory=_Group, metadata={"help": "the policy"})
+
+
+def test_a_group_of_keys_loads_from_yaml_and_dotted_overrides(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("policy:\n  model: /models/a\n  threads: 4\n")
+    cfg = load_config(_WithGroup, recipe, ["policy.model=/models/b", "n=3"])
+    assert (cfg.n, cfg.policy.model, cfg.policy.threads) == (3, "/models/b", 4)
+    assert load_config(_WithGroup).policy == _Group()
+    help_text = config_help(_WithGroup)
+    assert "  policy.model (str, default 'smollm2'): the model" in help_text
+    assert "policy.threads (int, default 1, >= 1)" in help_text
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message", "got"),
+    [
+        (["policy.nope=1"], "unknown config key", "policy.nope"),
+        (["policy=x"], "'policy' is a group of keys", "x"),
+        (["policy.threads=0"], "'threads' out of range", "0"),
+    ],
+)
+def test_a_group_of_keys_refuses_bad_keys_by_their_dotted_name(overrides, message, got):
+    with pytest.raises(ConfigError, match=message) as info:
+        load_config(_WithGroup, None, overrides)
+    assert got in str(info.value)
