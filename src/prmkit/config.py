@@ -364,16 +364,56 @@ def config_help(cls: type, prefix: str = "") -> str:
     return "\n".join(lines)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Add ``--config FILE`` and ``key=value`` overrides for config dataclass ``cls``."""
+def _field(cls: type, key: str) -> tuple[dataclasses.Field, Any]:
+    """The field (and its type hint) a dotted key names in ``cls``."""
+    *groups, leaf = key.split(".")
+    for group in groups:
+        cls = _hints(cls)[group]
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return fields[leaf], _hints(cls)[leaf]
+
+
+def add_config_arguments(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    shortcuts: Sequence[str] | dict[str, str] = (),
+) -> None:
+    """Add ``--config FILE``, ``key=value`` overrides and shortcut flags for config ``cls``.
+
+    A shortcut is a flag for one key, the only way a stage offers flags: ``--max-new-tokens 64``
+    is exactly ``max_new_tokens=64`` (a bool key's flag takes no value and sets it true). Give
+    the keys (``["method", "out"]``: flags ``--method``, ``--out``) or a mapping from flag to key
+    (``{"--policy": "policy.model"}``). Flags and ``key=value`` overrides win over the YAML file.
+    """
     parser.add_argument("--config", default=None, help="YAML file of config overrides")
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="config overrides (see the keys below)"
     )
+    pairs = (
+        shortcuts.items()
+        if isinstance(shortcuts, dict)
+        else [("--" + k.replace("_", "-").replace(".", "-"), k) for k in shortcuts]
+    )
+    flags = []
+    for i, (flag, key) in enumerate(pairs):
+        f, hint = _field(cls, key)
+        dest = f"_shortcut_{i}"
+        text = f"{f.metadata.get('help', '')} (same as {key}=...)"
+        if hint is bool:
+            parser.add_argument(flag, dest=dest, action="store_true", default=None, help=text)
+        else:
+            parser.add_argument(flag, dest=dest, default=None, metavar="VALUE", help=text)
+        flags.append((dest, key))
+    parser.set_defaults(_config_shortcuts=flags)
     parser.epilog = "config keys:\n" + config_help(cls)
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
 def stage_config(cls: type[C], args: argparse.Namespace) -> C:
-    """Build the stage config from ``--config`` and the ``key=value`` overrides."""
-    return load_config(cls, args.config, args.overrides)
+    """Build the stage config from ``--config``, the shortcut flags and ``key=value`` overrides."""
+    flags = [
+        f"{key}={'true' if getattr(args, dest) is True else getattr(args, dest)}"
+        for dest, key in getattr(args, "_config_shortcuts", [])
+        if getattr(args, dest) is not None
+    ]
+    return load_config(cls, args.config, [*flags, *(getattr(args, "overrides", None) or [])])

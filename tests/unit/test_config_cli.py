@@ -135,3 +135,44 @@ def test_a_group_of_keys_refuses_bad_keys_by_their_dotted_name(overrides, messag
     with pytest.raises(ConfigError, match=message) as info:
         load_config(_WithGroup, None, overrides)
     assert got in str(info.value)
+
+
+@dataclass
+class _WithFlags:
+    out: str = field(default="", metadata={"help": "output file"})
+    max_new_tokens: int = field(default=8, metadata={"help": "tokens", "range": {"ge": 1}})
+    resume: bool = field(default=False, metadata={"help": "resume"})
+    policy: _Group = field(default_factory=_Group, metadata={"help": "the policy"})
+
+
+def test_shortcut_flags_are_exactly_key_value_overrides(tmp_path):
+    import argparse
+
+    from prmkit.config import add_config_arguments, stage_config
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(
+        parser,
+        _WithFlags,
+        {
+            "--out": "out",
+            "--max-new-tokens": "max_new_tokens",
+            "--resume": "resume",
+            "--policy": "policy.model",
+        },
+    )
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("out: from_yaml.jsonl\nmax_new_tokens: 4\n")
+    args = parser.parse_args(
+        ["--config", str(recipe), "--max-new-tokens", "16", "--resume", "--policy", "/m"]
+    )
+    cfg = stage_config(_WithFlags, args)
+    assert (cfg.out, cfg.max_new_tokens, cfg.resume, cfg.policy.model) == (
+        "from_yaml.jsonl",
+        16,
+        True,
+        "/m",
+    )
+    with pytest.raises(ConfigError, match="'max_new_tokens' out of range"):
+        stage_config(_WithFlags, parser.parse_args(["--max-new-tokens", "0"]))
+    assert "(same as policy.model=...)" in parser.format_help()

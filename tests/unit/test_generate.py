@@ -255,17 +255,14 @@ def test_seeds_make_runs_reproducible(tiny_lm, smol_tokenizer):
 
 
 @pytest.mark.parametrize(
-    "params",
-    [
-        SamplingParams(temperature=-1.0),
-        SamplingParams(top_p=0.0),
-        SamplingParams(top_k=-1),
-        SamplingParams(max_new_tokens=0),
-    ],
+    "bad",
+    [{"temperature": -1.0}, {"top_p": 0.0}, {"top_k": -1}, {"max_new_tokens": 0}],
 )
-def test_invalid_params_raise(tiny_lm, smol_tokenizer, params):
-    with pytest.raises(ConfigError, match="invalid sampling parameter"):
-        TransformersGenerator(tiny_lm, smol_tokenizer).sample(["x"], 1, params)
+def test_invalid_params_raise_when_built(bad):
+    """SamplingParams checks its ranges when built, before any generator sees it."""
+    (name,) = bad
+    with pytest.raises(ConfigError, match=f"'{name}' out of range"):
+        SamplingParams(**bad)
 
 
 def test_n_must_be_positive(tiny_lm, smol_tokenizer):

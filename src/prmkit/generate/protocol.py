@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
+from prmkit.config import check_ranges, option
+
 __all__ = ["Completion", "Generator", "Prefix", "SamplingParams", "StopAt"]
 
 StopAt = Literal["step", "solution"]
@@ -24,12 +26,15 @@ class SamplingParams:
     token up to ``max_new_tokens`` (for benchmarks with a fixed token count).
     """
 
-    temperature: float = 0.7
-    top_p: float = 1.0
-    top_k: int = 0
-    max_new_tokens: int = 256
-    seed: int | None = 0
-    ignore_eos: bool = False
+    temperature: float = option(0.7, "sampling temperature (0 = greedy)", ge=0)
+    top_p: float = option(1.0, "nucleus sampling mass", gt=0, le=1)
+    top_k: int = option(0, "top-k sampling (0 = off)", ge=0)
+    max_new_tokens: int = option(256, "most tokens generated per call", ge=1)
+    seed: int | None = option(0, "sampling seed (null: not seeded)", ge=0)
+    ignore_eos: bool = option(False, "keep sampling past the end token (benchmarks)")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 @dataclass(frozen=True)
