@@ -18,7 +18,7 @@ import torch
 from prmkit.models import load_base
 from prmkit.prm import PRMSpec
 from prmkit.prm.heads import PRM
-from prmkit.search import IncrementalPRMScorer
+from prmkit.score import IncrementalPRMScorer
 from prmkit.tasks.arithmetic import generate, gold_solution
 
 

@@ -31,11 +31,13 @@ def test_report_reads_what_the_search_comparison_writes(tmp_path, smol_tokenizer
     import torch
     from transformers import LlamaConfig, LlamaForTokenClassification
 
+    from prmkit.generate.protocol import SamplingParams
     from prmkit.generate.transformers_backend import TransformersGenerator
     from prmkit.io import write_json
     from prmkit.prm import PRMSpec
     from prmkit.prm.heads import PRM
-    from prmkit.search import IncrementalPRMScorer, compare_with_best_of_n, greedy_search
+    from prmkit.score import IncrementalPRMScorer
+    from prmkit.search import SearchConfig, compare_with_best_of_n, search
     from prmkit.tasks.arithmetic import generate as arithmetic_problems
     from prmkit.testing import build_tiny_lm
 
@@ -61,14 +63,25 @@ def test_report_reads_what_the_search_comparison_writes(tmp_path, smol_tokenizer
     prm = PRM(spec=PRMSpec.from_format("trl", head="tokcls"), tokenizer=smol_tokenizer, model=head)
     scorer = IncrementalPRMScorer(prm)
     problems = arithmetic_problems(2, seed=0, min_steps=2, max_steps=2)
-    search = lambda p: greedy_search(  # noqa: E731
-        p, policy, scorer, k=2, max_steps=3, step_tokens=12, final_tokens=24, seed=3
+    cfg = SearchConfig(
+        method="greedy",
+        k=2,
+        max_steps=3,
+        step_tokens=12,
+        sampling=SamplingParams(temperature=0.8, max_new_tokens=24, seed=3),
+        aggregation="min",
     )
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny models: one thread is fastest on a loaded machine
     try:
         result, _, _ = compare_with_best_of_n(
-            problems, policy, scorer, search, method="greedy", settings={"k": 2}, max_new_tokens=24
+            problems,
+            policy,
+            scorer,
+            lambda p: search([p], policy, scorer, cfg)[0],
+            method="greedy",
+            settings={"k": 2},
+            max_new_tokens=24,
         )
     finally:
         torch.set_num_threads(threads)

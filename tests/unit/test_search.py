@@ -24,16 +24,8 @@ from prmkit.generate.transformers_backend import TransformersGenerator
 from prmkit.prm import PRMSpec
 from prmkit.prm.heads import PRM, ProbeHead
 from prmkit.records import Problem, ScoredTrace, Trace
-from prmkit.score import PRMScorer
-from prmkit.search import (
-    IncrementalPRMScorer,
-    IncrementalScorer,
-    beam_search,
-    check_budget,
-    dvts,
-    greedy_search,
-    matched_best_of_n,
-)
+from prmkit.score import IncrementalPRMScorer, IncrementalScorer, PRMScorer
+from prmkit.search import SearchConfig, SearchResult, check_budget, matched_best_of_n, search
 from prmkit.tasks.arithmetic import generate as arithmetic_problems
 from prmkit.testing import build_tiny_lm
 
@@ -155,7 +147,18 @@ def problem() -> Problem:
     return Problem(id="p0", prompt=PROMPT, answer="7", meta={})
 
 
-SEARCH = {"max_steps": 4, "step_tokens": 12, "final_tokens": 24, "seed": 3}
+SEARCH = {
+    "max_steps": 4,
+    "step_tokens": 12,
+    "sampling": SamplingParams(temperature=0.8, max_new_tokens=24, seed=3),
+}
+
+
+def run(method: str, policy, scorer, **settings) -> SearchResult:
+    """Search ``problem()`` with ``method`` and the settings (SEARCH's unless given)."""
+    cfg = SearchConfig(method=method, **{**SEARCH, **settings})  # type: ignore[arg-type]
+    (result,) = search([problem()], policy, scorer, cfg)
+    return result
 
 
 # ----------------------------------------------------------------------------- incremental
@@ -273,18 +276,12 @@ def test_kv_mode_refused_for_implicit_head(smol_tokenizer):
 
 # ----------------------------------------------------------------------------- search
 
-METHODS = {
-    "beam": lambda p, g, s, **kw: beam_search(p, g, s, n=6, m=3, **kw),
-    "dvts": lambda p, g, s, **kw: dvts(p, g, s, n=6, m=3, **kw),
-    "greedy": lambda p, g, s, **kw: greedy_search(p, g, s, k=3, **kw),
-}
 
-
-@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("method", ["beam", "dvts", "greedy"])
 def test_search_accounting_adds_up_and_budget_holds(method, policy, trl_prm):
     gen = CountingGenerator(policy)
     scorer = IncrementalPRMScorer(trl_prm)
-    result = METHODS[method](problem(), gen, scorer, **SEARCH)
+    result = run(method, gen, scorer, n=6, m=3, k=3)
     record = result.record
     assert record is not None and isinstance(record, ScoredTrace)
     compute = record.meta["compute"]
@@ -323,9 +320,16 @@ def test_search_accounting_adds_up_and_budget_holds(method, policy, trl_prm):
 
 def test_search_is_deterministic_for_a_seed(policy, trl_prm):
     scorer = IncrementalPRMScorer(trl_prm)
-    a = beam_search(problem(), policy, scorer, n=4, m=2, **SEARCH).record
-    b = beam_search(problem(), policy, scorer, n=4, m=2, **SEARCH).record
-    c = beam_search(problem(), policy, scorer, n=4, m=2, **{**SEARCH, "seed": 99}).record
+    a = run("beam", policy, scorer, n=4, m=2).record
+    b = run("beam", policy, scorer, n=4, m=2).record
+    c = run(
+        "beam",
+        policy,
+        scorer,
+        n=4,
+        m=2,
+        sampling=SamplingParams(temperature=0.8, max_new_tokens=24, seed=99),
+    ).record
     assert a is not None and b is not None and c is not None
     assert a.to_dict() == b.to_dict()
     assert (a.steps, a.meta["compute"]) != (c.steps, c.meta["compute"])
@@ -334,27 +338,49 @@ def test_search_is_deterministic_for_a_seed(policy, trl_prm):
 def test_search_prm_counts_equal_per_round_sums(policy, trl_prm):
     """prm_steps_scored counts each new step once: no prefix step is scored again."""
     scorer = IncrementalPRMScorer(trl_prm, mode="kv")
-    result = dvts(problem(), policy, scorer, n=4, m=2, **SEARCH)
+    result = run("dvts", policy, scorer, n=4, m=2)
     compute = result.compute
     # every child adds >= 1 step and is scored once; children <= completions
     assert compute.prm_steps_scored > 0
     assert compute.prm_forward_passes <= 2 * compute.generator_calls * 2  # shared + tails per group
 
 
-def test_search_rejects_bad_budgets(policy, trl_prm):
-    scorer = IncrementalPRMScorer(trl_prm)
+def test_search_rejects_bad_settings():
     with pytest.raises(ConfigError, match="multiple of the beam width"):
-        beam_search(problem(), policy, scorer, n=6, m=4)
+        SearchConfig(method="beam", n=6, m=4)
+    with pytest.raises(ConfigError, match="multiple of the beam width"):
+        SearchConfig(method="dvts", n=2, m=3)
+    SearchConfig(method="greedy", n=6, m=4)  # greedy reads k only
     with pytest.raises(ConfigError, match="multiple of the beam width"):
         check_budget(2, 0)
-    with pytest.raises(ConfigError, match="unknown aggregation"):
-        greedy_search(problem(), policy, scorer, k=2, aggregation="max")
-    with pytest.raises(ConfigError, match="max_steps must be a positive integer"):
-        dvts(problem(), policy, scorer, n=2, m=1, max_steps=0)
-    with pytest.raises(ConfigError, match="k must be a positive integer"):
-        greedy_search(problem(), policy, scorer, k=0)
-    with pytest.raises(ConfigError, match="unknown cut_steps"):
-        beam_search(problem(), policy, scorer, n=2, m=1, cut_steps="drop")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="unknown choice for 'aggregation'"):
+        SearchConfig(method="greedy", k=2, aggregation="max")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="'max_steps' out of range"):
+        SearchConfig(method="dvts", n=2, m=1, max_steps=0)
+    with pytest.raises(ConfigError, match="'k' out of range"):
+        SearchConfig(method="greedy", k=0)
+    with pytest.raises(ConfigError, match="unknown choice for 'cut_steps'"):
+        SearchConfig(n=2, m=1, cut_steps="drop")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="needs a sampling seed"):
+        SearchConfig(sampling=SamplingParams(seed=None))
+    with pytest.raises(ConfigError, match="past the end of a solution"):
+        SearchConfig(sampling=SamplingParams(ignore_eos=True))
+
+
+def test_search_needs_an_aggregation_without_a_prm_spec(policy, trl_prm):
+    class Bare:  # an IncrementalScorer that is not a prmkit PRM: no spec to take the default from
+        name = "bare"
+
+        def __init__(self) -> None:
+            self.inner = IncrementalPRMScorer(trl_prm)
+            self.root, self.extend = self.inner.root, self.inner.extend
+
+    with pytest.raises(ConfigError, match="no aggregation for this scorer"):
+        search([problem()], policy, Bare(), SearchConfig(method="greedy", k=2, **SEARCH))
+    result = run("greedy", policy, Bare(), k=2, max_steps=1, aggregation="min")
+    assert result.record is not None and result.record.meta["aggregation"] == "min"
+    spec_default = run("greedy", policy, IncrementalPRMScorer(trl_prm), k=2, max_steps=1)
+    assert spec_default.record.meta["aggregation"] == trl_prm.spec.aggregation
 
 
 # ----------------------------------------------------------------------------- best-of-N
@@ -383,9 +409,14 @@ def test_compare_writes_both_accuracies(policy, trl_prm, tmp_path):
 
     problems = arithmetic_problems(2, seed=0, min_steps=2, max_steps=2)
     scorer = IncrementalPRMScorer(trl_prm)
-    search = lambda p: greedy_search(p, policy, scorer, k=2, **SEARCH)  # noqa: E731
+    cfg = SearchConfig(method="greedy", k=2, **SEARCH)  # type: ignore[arg-type]
     result, records, _bon = compare_with_best_of_n(
-        problems, policy, scorer, search, method="greedy", max_new_tokens=24
+        problems,
+        policy,
+        scorer,
+        lambda p: search([p], policy, scorer, cfg)[0],
+        method="greedy",
+        max_new_tokens=24,
     )
     assert result["benchmark"] == "search_vs_bon" and result["n_problems"] == 2
     assert 0 <= result["search"]["accuracy"] <= 100
@@ -418,7 +449,7 @@ def test_cli_search_and_compare(tmp_path, tiny_model_dir, trl_prm):
             "search", "--method", "dvts", "--problems", str(probs), "--prm", str(ckpt),
             "--policy", str(tiny_model_dir), "--out", str(out), "--compare-bon",
             "--compare-out", str(cmp_out), "n=2", "m=2", "max_steps=2", "step_tokens=8",
-            "final_tokens=8", "bon_max_n=4",
+            "sampling.max_new_tokens=8", "bon_max_n=4",
         ]
     )  # fmt: skip
     assert code == 0
@@ -434,7 +465,18 @@ def test_cli_search_and_compare(tmp_path, tiny_model_dir, trl_prm):
 
 
 def test_search_config_fields_have_help():
-    from prmkit.search.cli import SearchConfig
-
     for f in dataclasses.fields(SearchConfig):
         assert f.metadata.get("help"), f.name
+
+
+def test_search_help_lists_every_key_and_the_shortcuts(capsys):
+    from prmkit.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = capsys.readouterr().out
+    for key in ("policy.model", "policy.adapter", "sampling.temperature", "sampling.seed", "n"):
+        assert f"  {key} (" in text
+    for flag in ("--method", "--preset", "--problems", "--prm", "--policy", "--out"):
+        assert flag in text
+    assert "--compare-bon" in text and "--compare-out" in text

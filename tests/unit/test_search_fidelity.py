@@ -17,16 +17,8 @@ import pytest
 
 from prmkit.generate.protocol import Completion, Generator, Prefix, SamplingParams, StopAt
 from prmkit.records import Problem
-from prmkit.search import (
-    IncrementalScorer,
-    ScoreCost,
-    ScoreState,
-    beam_search,
-    compare_with_best_of_n,
-    dvts,
-    greedy_search,
-    matched_best_of_n,
-)
+from prmkit.score import IncrementalScorer, ScoreCost, ScoreState
+from prmkit.search import SearchConfig, compare_with_best_of_n, matched_best_of_n, search
 
 Policy = Callable[[tuple[str, ...], int, StopAt], tuple[str, str]]
 
@@ -103,6 +95,13 @@ def problem(answer: str = "7") -> Problem:
     return Problem(id="p0", prompt="What is it?", answer=answer, meta={})
 
 
+def _search(method: str, p: Problem, gen: Generator, scorer: IncrementalScorer, **settings):
+    """One problem's result (the table scorer has no PRM spec: ``min`` unless given)."""
+    cfg = SearchConfig(method=method, **{"aggregation": "min", **settings})
+    (result,) = search([p], gen, scorer, cfg)
+    return result
+
+
 def test_fakes_implement_the_protocols():
     assert isinstance(ScriptedGenerator(lambda s, k, stop: ("x", "eos")), Generator)
     assert isinstance(TableScorer(), IncrementalScorer)
@@ -122,7 +121,7 @@ def test_beam_search_samples_n_first_steps_and_n_per_round(n, m):
     """search-and-learn: N beams from the prompt, each sampling one step, every round (the old
     code expanded one root M times: 4, 16, 64 completions at N=64, M=4)."""
     gen = ScriptedGenerator(_never_ends)
-    result = beam_search(problem(), gen, TableScorer(), n=n, m=m, max_steps=3)
+    result = _search("beam", problem(), gen, TableScorer(), n=n, m=m, max_steps=3)
     assert gen.per_round() == [n, n, n]
     assert gen.calls[0] == ([()], n, "step")  # N distinct first steps from the prompt
     for prefixes, count, _ in gen.calls[1:]:
@@ -144,9 +143,9 @@ def _early_eos(steps: tuple[str, ...], k: int, stop: StopAt) -> tuple[str, str]:
 @pytest.mark.parametrize(
     "run",
     [
-        lambda p, g, s: dvts(p, g, s, n=2, m=2, max_steps=4),
-        lambda p, g, s: greedy_search(p, g, s, k=2, max_steps=4),
-        lambda p, g, s: beam_search(p, g, s, n=2, m=2, max_steps=4),
+        lambda p, g, s: _search("dvts", p, g, s, n=2, m=2, max_steps=4),
+        lambda p, g, s: _search("greedy", p, g, s, k=2, max_steps=4),
+        lambda p, g, s: _search("beam", p, g, s, n=2, m=2, max_steps=4),
     ],
     ids=["dvts", "greedy", "beam-n=m"],
 )
@@ -162,7 +161,7 @@ def test_a_finished_low_child_does_not_end_the_search(run):
 
 def test_dvts_candidates_are_the_last_siblings_of_each_subtree():
     gen = ScriptedGenerator(_early_eos)
-    result = dvts(problem(), gen, TableScorer(), n=4, m=2, max_steps=4)
+    result = _search("dvts", problem(), gen, TableScorer(), n=4, m=2, max_steps=4)
     assert [b.group for b in result.candidates] == [0, 0, 1, 1]
     assert [b.score for b in result.candidates] == pytest.approx([0.8, 0.2, 0.8, 0.2])
 
@@ -170,7 +169,7 @@ def test_dvts_candidates_are_the_last_siblings_of_each_subtree():
 def test_dvts_subtree_ends_at_a_boxed_answer():
     """search-and-learn prunes a DVTS beam whose text holds `boxed{`, even without EOS."""
     gen = ScriptedGenerator(lambda steps, k, stop: ("@0.9 so \\boxed{4}", "stop"))
-    result = dvts(problem(), gen, TableScorer(), n=2, m=2, max_steps=5)
+    result = _search("dvts", problem(), gen, TableScorer(), n=2, m=2, max_steps=5)
     assert len(gen.calls) == 1
     assert result.record is not None and result.record.answer == "4"
     assert result.finished and result.finished[0].done
@@ -187,7 +186,7 @@ def _one_finishes_first(steps: tuple[str, ...], k: int, stop: StopAt) -> tuple[s
 def test_beam_search_refills_to_n_after_a_beam_finishes():
     """The old beam shrank (N/M minus finished) and stopped at N/M finished solutions."""
     gen = ScriptedGenerator(_one_finishes_first)
-    result = beam_search(problem(), gen, TableScorer(), n=4, m=2, max_steps=6)
+    result = _search("beam", problem(), gen, TableScorer(), n=4, m=2, max_steps=6)
     assert gen.per_round() == [4, 4, 4]
     assert len(result.finished) == 1 + 4
     assert result.record is not None and result.record.answer == "4"
@@ -205,8 +204,8 @@ def _votes(steps: tuple[str, ...], k: int, stop: StopAt) -> tuple[str, str]:
 @pytest.mark.parametrize(
     "run",
     [
-        lambda p, g, s: beam_search(p, g, s, n=6, m=3, max_steps=1),
-        lambda p, g, s: dvts(p, g, s, n=6, m=6, max_steps=1),
+        lambda p, g, s: _search("beam", p, g, s, n=6, m=3, max_steps=1),
+        lambda p, g, s: _search("dvts", p, g, s, n=6, m=6, max_steps=1),
     ],
     ids=["beam", "dvts"],
 )
@@ -229,7 +228,7 @@ def test_naive_weighted_and_majority_answers(run):
 
 def test_compare_reports_all_three_answers_on_both_sides():
     gen = ScriptedGenerator(_votes)
-    search = lambda p: beam_search(p, gen, TableScorer(), n=6, m=3, max_steps=1)  # noqa: E731
+    search = lambda p: _search("beam", p, gen, TableScorer(), n=6, m=3, max_steps=1)  # noqa: E731
     result, records, _ = compare_with_best_of_n(
         [problem(answer="6")], gen, TableScorer(), search, method="beam", first_chunk=6
     )
@@ -255,16 +254,17 @@ def test_best_of_n_majority_groups_equivalent_answers():
 
 
 def test_search_and_learn_preset_values():
-    from prmkit.search import preset
+    from prmkit.search import apply_preset, preset
 
     common = {
         "max_steps": 40,
         "step_tokens": 2048,
-        "final_tokens": 2048,
-        "temperature": 0.8,
-        "top_p": 1.0,
-        "top_k": 0,
+        "sampling.max_new_tokens": 2048,
+        "sampling.temperature": 0.8,
+        "sampling.top_p": 1.0,
+        "sampling.top_k": 0,
         "aggregation": "last",
+        "prm_batch_size": 4,
     }
     assert preset("search-and-learn", "beam") == {
         "n": 4,
@@ -276,36 +276,58 @@ def test_search_and_learn_preset_values():
     }
     assert preset("search-and-learn", "dvts") == {"n": 4, "m": 4, "cut_steps": "continue", **common}
     assert preset("prmkit", "beam") == {}
-    # the preset's keys are the functions' keyword arguments
-    beam_search(problem(), ScriptedGenerator(_votes), TableScorer(), **{
-        **preset("search-and-learn", "beam"), "max_steps": 2})  # fmt: skip
+    # the preset's keys are config keys: applied to a config, the keys given stay
+    cfg = apply_preset(
+        SearchConfig(preset="search-and-learn", max_steps=2, sampling=SamplingParams(top_p=0.5)),
+        given={"max_steps", "sampling.top_p"},
+    )
+    assert (cfg.n, cfg.max_steps, cfg.cut_steps, cfg.aggregation) == (4, 2, "finish", "last")
+    assert (cfg.sampling.top_p, cfg.sampling.max_new_tokens, cfg.sampling.seed) == (0.5, 2048, 0)
+    assert apply_preset(SearchConfig(n=16)) == SearchConfig(n=16)  # prmkit: the defaults
+    (result,) = search([problem()], ScriptedGenerator(_votes), TableScorer(), cfg)
+    assert result.record is not None and result.record.meta["settings"]["final_tokens"] == 2048
 
 
 def _cli_config(argv: list[str], tmp_path=None):
-    from prmkit.search.cli import _config, add_arguments
+    from prmkit.config import stage_config
+    from prmkit.search.cli import _given_keys, add_arguments
+    from prmkit.search.presets import apply_preset
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    return _config(parser.parse_args(["--problems", "p.jsonl", "--prm", "runs/prm", *argv]))
+    args = parser.parse_args(["--problems", "p.jsonl", "--prm", "runs/prm", *argv])
+    return apply_preset(stage_config(SearchConfig, args), given=_given_keys(args))
 
 
 def test_cli_preset_and_overrides(tmp_path):
     cfg = _cli_config(["--preset", "search-and-learn", "n=16"])
     assert (cfg.preset, cfg.n, cfg.m, cfg.max_steps) == ("search-and-learn", 16, 4, 40)
-    assert (cfg.step_tokens, cfg.final_tokens, cfg.aggregation) == (2048, 2048, "last")
+    assert (cfg.step_tokens, cfg.sampling.max_new_tokens, cfg.aggregation) == (2048, 2048, "last")
     assert (cfg.filter_duplicates, cfg.sort_completed, cfg.cut_steps) == (True, False, "finish")
-    assert (cfg.temperature, cfg.top_p, cfg.prm_batch_size) == (0.8, 1.0, 4)
+    assert (cfg.sampling.temperature, cfg.sampling.top_p, cfg.prm_batch_size) == (0.8, 1.0, 4)
     dv = _cli_config(["--preset", "search-and-learn", "--method", "dvts"])
     assert (dv.cut_steps, dv.filter_duplicates, dv.max_steps) == ("continue", False, 40)
     yaml_file = tmp_path / "s.yaml"
-    yaml_file.write_text("preset: search-and-learn\nmax_steps: 10\n")
-    y = _cli_config(["--config", str(yaml_file), "aggregation=min"])
-    assert (y.max_steps, y.aggregation, y.final_tokens) == (10, "min", 2048)
+    yaml_file.write_text("preset: search-and-learn\nmax_steps: 10\nsampling:\n  temperature: 0.5\n")
+    y = _cli_config(["--config", str(yaml_file), "aggregation=min", "sampling.top_k=5"])
+    assert (y.max_steps, y.aggregation, y.sampling.max_new_tokens) == (10, "min", 2048)
+    assert (y.sampling.temperature, y.sampling.top_k, y.step_tokens) == (0.5, 5, 2048)
     plain = _cli_config([])
-    assert (plain.max_steps, plain.step_tokens, plain.final_tokens) == (12, 96, 256)
+    assert (plain.max_steps, plain.step_tokens, plain.sampling.max_new_tokens) == (12, 96, 256)
     assert (plain.cut_steps, plain.filter_duplicates, plain.sort_completed) == (
         "continue",
         False,
+        True,
+    )
+    assert (plain.sampling.temperature, plain.sampling.seed, plain.policy.model) == (
+        0.8,
+        0,
+        "smollm2",
+    )
+    flags = _cli_config(["--policy", "/models/qwen", "--compare-bon", "policy.dtype=bfloat16"])
+    assert (flags.policy.model, flags.policy.dtype, flags.compare_bon) == (
+        "/models/qwen",
+        "bfloat16",
         True,
     )
 
@@ -314,11 +336,13 @@ def test_cut_step_finishes_a_beam_with_cut_steps_finish():
     def policy(steps, k, stop):
         return ("@0.9 a long step that was cut", "length") if not steps else ("@0.1 end.", "eos")
 
-    cont = beam_search(problem(), ScriptedGenerator(policy), TableScorer(), n=2, m=2, max_steps=3)
+    cont = _search(
+        "beam", problem(), ScriptedGenerator(policy), TableScorer(), n=2, m=2, max_steps=3
+    )
     assert cont.record is not None and len(cont.record.steps) == 2
     assert cont.stats["steps_cut_at_step_tokens"] == 2
     gen = ScriptedGenerator(policy)
-    fin = beam_search(problem(), gen, TableScorer(), n=2, m=2, max_steps=3, cut_steps="finish")
+    fin = _search("beam", problem(), gen, TableScorer(), n=2, m=2, max_steps=3, cut_steps="finish")
     assert fin.record is not None and len(fin.record.steps) == 1 and len(gen.calls) == 1
 
 
@@ -329,10 +353,10 @@ def test_filter_duplicates_keeps_distinct_beams():
         return "@0.5 The answer is 1.", "eos"
 
     gen = ScriptedGenerator(policy)
-    beam_search(problem(), gen, TableScorer(), n=4, m=2, max_steps=3)
+    _search("beam", problem(), gen, TableScorer(), n=4, m=2, max_steps=3)
     assert gen.calls[1][0] == [("@0.9 same.",), ("@0.9 same.",)]
     gen = ScriptedGenerator(policy)
-    beam_search(problem(), gen, TableScorer(), n=4, m=2, max_steps=3, filter_duplicates=True)
+    _search("beam", problem(), gen, TableScorer(), n=4, m=2, max_steps=3, filter_duplicates=True)
     assert gen.calls[1][0] == [("@0.9 same.",), ("@0.5 other.",)]
 
 
@@ -344,16 +368,18 @@ def test_unsorted_completed_keeps_the_first_n_and_repeats_to_n():
             return ("@0.3 The answer is 2.", "eos") if k == 0 else (f"@0.5 s{k}.", "stop")
         return f"@0.9 The answer is {k}.", "eos"
 
-    sal = beam_search(problem(), ScriptedGenerator(policy), TableScorer(), n=4, m=2,
+    sal = _search("beam", problem(), ScriptedGenerator(policy), TableScorer(), n=4, m=2,
                       max_steps=3, sort_completed=False)  # fmt: skip
     assert sal.candidates[0].score == pytest.approx(0.3)
-    mine = beam_search(problem(), ScriptedGenerator(policy), TableScorer(), n=4, m=2, max_steps=3)
+    mine = _search(
+        "beam", problem(), ScriptedGenerator(policy), TableScorer(), n=4, m=2, max_steps=3
+    )
     assert all(b.score == pytest.approx(0.5) for b in mine.candidates)  # min(0.5, 0.9)
     # only one solution finished (the others were empty): it fills all N places
     gen = ScriptedGenerator(
         lambda s, k, stop: ("@0.3 The answer is 2.", "eos") if k == 0 else ("", "eos")
     )
-    one = beam_search(problem(), gen, TableScorer(), n=4, m=2, max_steps=1)
+    one = _search("beam", problem(), gen, TableScorer(), n=4, m=2, max_steps=1)
     assert one.record is not None and one.record.meta["n_candidates"] == 4
     assert [c["copies"] for c in one.record.meta["candidates"]] == [4]
     assert one.record.meta["selection"]["majority"]["votes"] == 4
@@ -364,7 +390,7 @@ def test_unsorted_completed_keeps_the_first_n_and_repeats_to_n():
 
 def test_prompt_tokens_reported_and_with_prefix_cache_credit():
     gen = ScriptedGenerator(_never_ends)
-    result = dvts(problem(), gen, TableScorer(), n=4, m=2, max_steps=2)
+    result = _search("dvts", problem(), gen, TableScorer(), n=4, m=2, max_steps=2)
     compute = result.compute.to_dict()
     # round 0: one call, the root twice (two subtrees) x 2 children: 4 x 10 reported, 10 credited
     # round 1: two distinct one-step prefixes x 2 children: 4 x 13 reported, 2 x 13 credited

@@ -44,8 +44,8 @@ from prmkit.errors import ConfigError
 from prmkit.generate.protocol import Completion, Generator, SamplingParams
 from prmkit.records import Problem, ScoredTrace
 from prmkit.score.aggregate import aggregate, aggregate_all
+from prmkit.score.incremental import IncrementalScorer
 from prmkit.search.engine import Compute, SearchResult, round_seed
-from prmkit.search.incremental import IncrementalScorer
 from prmkit.search.select import RULES, select_answers
 from prmkit.steps import join_steps, split
 from prmkit.tasks.prompts import render_prompt
@@ -258,7 +258,8 @@ def compare_with_best_of_n(
         problems: The problems (with answers).
         generator: The policy (the same for both).
         scorer: The PRM (the same for both).
-        search: ``problem -> SearchResult``, e.g. ``functools.partial(beam_search, ...)``.
+        search: ``problem -> SearchResult``, e.g.
+            ``lambda p: search([p], generator, scorer, cfg)[0]``.
         method: The search method's name.
         match: ``"completion"`` (generated tokens) or ``"total"`` (prompt + completion).
         aggregation: Best-of-N's selection aggregation (use the search's).

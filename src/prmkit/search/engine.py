@@ -1,10 +1,10 @@
-"""What beam search, DVTS and greedy share: one expansion round, the compute, the result record.
+"""What the search methods share: one expansion round, the compute, the result record.
 
 :class:`Rounds` holds a problem's search state that every method needs. Its
 :meth:`Rounds.expand` continues a list of beams, each a given number of times, by one step
 (:meth:`~prmkit.generate.protocol.Generator.continue_from` with ``stop="step"``; in the last
 round, ``max_steps``, ``stop="solution"`` so every beam ends with a whole solution), scores only
-the new steps (:class:`~prmkit.search.incremental.IncrementalScorer`) and returns the children.
+the new steps (:class:`~prmkit.score.incremental.IncrementalScorer`) and returns the children.
 Beams asking for the same number of children share one generator call (beam search asks for at
 most two different numbers per round; DVTS and greedy for one).
 
@@ -25,6 +25,7 @@ prompt tokens with prefix-cache credit: each distinct prefix once per call), the
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,21 +33,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from prmkit.errors import ConfigError
 from prmkit.generate.protocol import Completion, Generator, Prefix, SamplingParams
 from prmkit.records import Problem, ScoredTrace
-from prmkit.score.aggregate import AGGREGATIONS, aggregate, aggregate_all
-from prmkit.search.incremental import IncrementalScorer, ScoreCost, ScoreState
+from prmkit.score.aggregate import aggregate, aggregate_all
+from prmkit.score.incremental import IncrementalScorer, ScoreCost, ScoreState
 from prmkit.search.select import RULES, Selection, select_answers
 from prmkit.steps import join_steps, split
 from prmkit.tasks.prompts import render_prompt
 
-__all__ = ["CUT_STEPS", "Beam", "Compute", "Rounds", "SearchResult", "check_positive", "round_seed"]
-
-CutSteps = Literal["continue", "finish"]
-CUT_STEPS = ("continue", "finish")
-"""What a step cut at ``step_tokens`` does: ``continue`` (kept, continued next round) or
-``finish`` (the beam is completed, as search-and-learn's beam search)."""
+__all__ = ["Beam", "Compute", "Rounds", "SearchResult", "round_seed"]
 
 
 @dataclass
@@ -163,36 +158,22 @@ def round_seed(seed: int, problem_id: str, round_index: int) -> int:
     return int(state.generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-def check_positive(name: str, value: int) -> None:
-    """Raise :class:`ConfigError` unless ``value`` is an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(
-            f"{name} must be a positive integer",
-            got=value,
-            expected="an integer >= 1",
-            fix=f"set {name} to 1 or more",
-        )
-
-
 class Rounds:
     """A problem's search: expands beams round by round and builds the result.
+
+    The settings come checked from a :class:`~prmkit.search.config.SearchConfig`.
 
     Args:
         problem: The problem; its ``prompt`` goes to both the policy and the PRM.
         generator: The policy.
         scorer: The incremental PRM.
         max_steps: Rounds; the last one finishes every beam's solution.
-        step_tokens: Token budget of one step.
-        final_tokens: Token budget of the last round's continuation.
-        temperature: Sampling temperature.
-        top_p: Nucleus mass.
-        top_k: Top-k (0 = off).
+        step_tokens: Token budget of one step (every round but the last).
+        sampling: Sampling of every call; ``max_new_tokens`` is the last round's budget,
+            ``seed`` the base of each round's seed (:func:`round_seed`).
         aggregation: How step scores rank beams: min, prod, last or mean.
-        seed: Base seed (each round's call uses :func:`round_seed`).
-        cut_steps: What a step cut at ``step_tokens`` does (:data:`CUT_STEPS`).
-
-    Raises:
-        ConfigError: a non-positive size, an unknown aggregation or ``cut_steps`` value.
+        cut_steps: What a step cut at ``step_tokens`` does: ``continue`` (kept, continued next
+            round) or ``finish`` (the beam is completed, as search-and-learn's beam search).
     """
 
     def __init__(
@@ -201,47 +182,24 @@ class Rounds:
         generator: Generator,
         scorer: IncrementalScorer,
         *,
-        max_steps: int = 12,
-        step_tokens: int = 96,
-        final_tokens: int = 256,
-        temperature: float = 0.8,
-        top_p: float = 1.0,
-        top_k: int = 0,
-        aggregation: str = "min",
-        seed: int = 0,
-        cut_steps: CutSteps = "continue",
+        max_steps: int,
+        step_tokens: int,
+        sampling: SamplingParams,
+        aggregation: str,
+        cut_steps: Literal["continue", "finish"],
     ) -> None:
-        for name, value in (
-            ("max_steps", max_steps),
-            ("step_tokens", step_tokens),
-            ("final_tokens", final_tokens),
-        ):
-            check_positive(name, value)
-        if aggregation not in AGGREGATIONS:
-            raise ConfigError(
-                "unknown aggregation",
-                got=aggregation,
-                expected=f"one of {list(AGGREGATIONS)}",
-                fix="pick a listed aggregation",
-            )
-        if cut_steps not in CUT_STEPS:
-            raise ConfigError(
-                "unknown cut_steps",
-                got=cut_steps,
-                expected=f"one of {list(CUT_STEPS)}",
-                fix="continue (prmkit) or finish (search-and-learn's beam search)",
-            )
         self.problem, self.generator, self.scorer = problem, generator, scorer
         self.prompt = render_prompt(problem)
         self.max_steps, self.aggregation, self.cut_steps = max_steps, aggregation, cut_steps
+        self.step_tokens, self.sampling = step_tokens, sampling
         self.settings: dict[str, Any] = {
             "max_steps": max_steps,
             "step_tokens": step_tokens,
-            "final_tokens": final_tokens,
-            "temperature": temperature,
-            "top_p": top_p,
-            "top_k": top_k,
-            "seed": seed,
+            "final_tokens": sampling.max_new_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": sampling.top_k,
+            "seed": sampling.seed,
             "cut_steps": cut_steps,
         }
         self.compute = Compute()
@@ -253,14 +211,8 @@ class Rounds:
         return Beam(self._root, group, float("-inf"))
 
     def _params(self, last: bool, seed: int) -> SamplingParams:
-        s = self.settings
-        return SamplingParams(
-            temperature=s["temperature"],
-            top_p=s["top_p"],
-            top_k=s["top_k"],
-            max_new_tokens=s["final_tokens"] if last else s["step_tokens"],
-            seed=seed,
-        )
+        budget = self.sampling.max_new_tokens if last else self.step_tokens
+        return dataclasses.replace(self.sampling, max_new_tokens=budget, seed=seed)
 
     def expand(self, requests: Sequence[tuple[Beam, int]], rnd: int) -> list[list[Beam]]:
         """Continue each ``(beam, count)`` ``count`` times; the scored children per request.
