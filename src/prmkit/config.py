@@ -343,19 +343,22 @@ def _build(cls: type[C], values: dict[str, Any], source: dict[str, str], prefix:
     return cls(**kwargs)
 
 
-def config_help(cls: type, prefix: str = "") -> str:
+def config_help(cls: type, prefix: str = "", defaults: Any = None) -> str:
     """One line per field: ``name (type, default[, range]): help``, for ``--help``.
 
-    A group (a nested config dataclass) is listed key by key as ``group.key``.
+    A group (a nested config dataclass) is listed key by key as ``group.key``, with the defaults
+    the stage gives it (its ``default_factory``), not the group class's own.
     """
     hints = _hints(cls)
     lines = []
     for f in dataclasses.fields(cls):
+        default = f.default_factory() if callable(f.default_factory) else f.default
+        if defaults is not None:
+            default = getattr(defaults, f.name)
         group = _nested(hints[f.name])
         if group is not None:
-            lines.append(config_help(group, prefix + f.name + "."))
+            lines.append(config_help(group, prefix + f.name + ".", default))
             continue
-        default = f.default_factory() if callable(f.default_factory) else f.default
         kind = str(hints[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
         rule = f", {_rule(f.metadata['range'])}" if "range" in f.metadata else ""
         lines.append(

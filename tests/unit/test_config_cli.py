@@ -110,6 +110,9 @@ class _Group:
 class _WithGroup:
     n: int = field(default=2, metadata={"help": "how many"})
     policy: _Group = field(default_factory=_Group, metadata={"help": "the policy"})
+    judge: _Group = field(
+        default_factory=lambda: _Group(model="judge-model"), metadata={"help": "the judge"}
+    )
 
 
 def test_a_group_of_keys_loads_from_yaml_and_dotted_overrides(tmp_path):
@@ -121,6 +124,8 @@ def test_a_group_of_keys_loads_from_yaml_and_dotted_overrides(tmp_path):
     help_text = config_help(_WithGroup)
     assert "  policy.model (str, default 'smollm2'): the model" in help_text
     assert "policy.threads (int, default 1, >= 1)" in help_text
+    # a group lists the defaults the stage gives it, not the group class's own
+    assert "  judge.model (str, default 'judge-model'): the model" in help_text
 
 
 @pytest.mark.parametrize(
