@@ -33,3 +33,7 @@ __all__ = [
     "score",
     "to_scored",
 ]
+
+from prmkit._stages import callable_stage
+
+callable_stage(__name__, "score")

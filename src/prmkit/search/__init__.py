@@ -53,3 +53,7 @@ __all__ = [
     "select_answers",
     "summary_text",
 ]
+
+from prmkit._stages import callable_stage
+
+callable_stage(__name__, "search")
