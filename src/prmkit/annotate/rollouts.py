@@ -36,7 +36,7 @@ from prmkit.generate.protocol import Generator, Prefix, SamplingParams
 from prmkit.records import Problem, Trace
 from prmkit.steps import DEFAULT_SEPARATOR, join_steps
 
-__all__ = ["RolloutEngine", "State", "Usage", "solution_text"]
+__all__ = ["Drawn", "RolloutEngine", "State", "Usage", "solution_text"]
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,15 @@ def solution_text(steps: Sequence[str], continuation: str = "") -> str:
 
 
 @dataclass
-class _Usage:
+class Drawn:
+    """What this process drew from the generator (rollouts found in the store not counted).
+
+    Attributes:
+        calls: Generator calls.
+        rollouts: Rollouts drawn.
+        policy_tokens: Their generated tokens.
+    """
+
     calls: int = 0
     rollouts: int = 0
     policy_tokens: int = 0
@@ -176,7 +184,7 @@ class RolloutEngine:
             "params": {k: v for k, v in asdict(self.params).items() if k != "seed"},
         }
         self.namespace = namespace or store.namespace(config)
-        self.drawn = _Usage()
+        self.drawn = Drawn()
         """Rollouts this process drew (not counting ones found in the store)."""
         self.used = Usage()
         """Distinct rollouts returned to labelers in this run, drawn now or reused."""

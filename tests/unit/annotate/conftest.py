@@ -18,11 +18,12 @@ from collections.abc import Sequence
 
 import pytest
 
+from prmkit.annotate.build import LabelerBuilder
 from prmkit.annotate.checkers import TaskAnswerChecker
 from prmkit.annotate.rollouts import RolloutEngine
 from prmkit.annotate.store import RolloutStore
 from prmkit.generate.protocol import Completion, Prefix, SamplingParams
-from prmkit.records import Problem, Trace
+from prmkit.records import Problem, Trace, write_records
 from prmkit.tasks.arithmetic import gold_solution, make_problem
 
 _RESULT = re.compile(r"=\s*(-?\d+(?:\.\d+)?)\s*$")
@@ -148,3 +149,41 @@ def make_engine(problems, tmp_path):
         return engine, policy
 
     return build
+
+
+class ScriptedJudge:
+    """A judge Generator that always names step 0 (no rollouts: it only samples)."""
+
+    def sample(
+        self, prompts: Sequence[str], n: int, params: SamplingParams
+    ) -> list[list[Completion]]:
+        return [[Completion("\\boxed{0}", 50, 4, "eos") for _ in range(n)] for _ in prompts]
+
+
+@pytest.fixture
+def files(problems, traces, tmp_path):
+    """The problems and traces on disk: ``p.jsonl`` and ``t.jsonl`` in ``tmp_path``."""
+    write_records(tmp_path / "p.jsonl", problems)
+    write_records(tmp_path / "t.jsonl", traces)
+    return tmp_path
+
+
+@pytest.fixture
+def use_models(monkeypatch):
+    """``use_models(policy, judge=None) -> loaded``: what ``prmkit annotate`` loads instead.
+
+    The CLI then gets ``judge`` for the model named ``judge-model`` and ``policy`` for any other;
+    ``loaded`` lists the ``(model, adapter)`` pairs it asked for.
+    """
+
+    def patch(policy, judge=None) -> list[tuple[str, str | None]]:
+        loaded: list[tuple[str, str | None]] = []
+
+        def generator(self, model: str, adapter: str | None):
+            loaded.append((model, adapter))
+            return judge if judge is not None and model == "judge-model" else policy
+
+        monkeypatch.setattr(LabelerBuilder, "generator", generator)
+        return loaded
+
+    return patch

@@ -7,11 +7,9 @@ import sqlite3
 
 import pytest
 
-from prmkit.annotate import cli as annotate_cli
+from conftest import ScriptedJudge
 from prmkit.annotate.rollouts import State
 from prmkit.cli import main
-from prmkit.generate.protocol import Completion
-from prmkit.records import write_records
 
 _USED = re.compile(
     r"budget used: (\d+) rollouts \((\d+) drawn now, (\d+) reused from the store\), "
@@ -38,26 +36,12 @@ def test_engine_counts_each_returned_rollout_once(make_engine, traces):
     assert (again.used.rollouts, again.used.drawn, again.used.reused) == (6, 2, 4)
 
 
-class _Judge:
-    """A judge Generator that always names step 0 (no rollouts: it only samples)."""
-
-    def sample(self, prompts, n, params):
-        return [[Completion("\\boxed{0}", 50, 4, "eos") for _ in range(n)] for _ in prompts]
-
-
 @pytest.fixture
-def cli_files(problems, traces, tmp_path, monkeypatch, make_engine):
+def cli_files(files, make_engine, use_models):
     """Traces on disk, and the CLI's models replaced by the scripted policy (and judge)."""
-    write_records(tmp_path / "p.jsonl", problems)
-    write_records(tmp_path / "t.jsonl", traces)
     _, policy = make_engine(slip=0.1)
-    judge = _Judge()
-    monkeypatch.setattr(
-        annotate_cli._Build,
-        "generator",
-        lambda self, model, adapter: judge if model == "judge-model" else policy,
-    )
-    return tmp_path
+    use_models(policy, ScriptedJudge())
+    return files
 
 
 def _run(files, *extra: str) -> int:

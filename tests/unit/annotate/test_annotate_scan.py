@@ -10,12 +10,11 @@ from __future__ import annotations
 import pytest
 
 from prmkit.annotate import ScanLabeler
-from prmkit.annotate import cli as annotate_cli
 from prmkit.annotate.rollouts import State
 from prmkit.annotate.scan import scan_labels
 from prmkit.cli import main
 from prmkit.errors import ConfigError
-from prmkit.records import LabeledTrace, Problem, Trace, read_records, write_records
+from prmkit.records import LabeledTrace, Problem, Trace, read_records
 from prmkit.tasks.arithmetic import make_problem
 
 EASY, HARD = (
@@ -123,11 +122,10 @@ def test_scan_defaults_are_the_reference_settings(make_engine):
             ScanLabeler(engine, **bad)
 
 
-def test_scan_through_the_cli(problems, traces, tmp_path, monkeypatch, make_engine, capsys):
-    write_records(tmp_path / "p.jsonl", problems)
-    write_records(tmp_path / "t.jsonl", traces)
+def test_scan_through_the_cli(traces, files, make_engine, use_models, capsys):
+    tmp_path = files
     _, policy = make_engine(slip=0.03)
-    monkeypatch.setattr(annotate_cli._Build, "generator", lambda self, model, adapter: policy)
+    use_models(policy)
     args = ["annotate", "--method", "scan", "--traces", str(tmp_path / "t.jsonl")]
     args += ["--problems", str(tmp_path / "p.jsonl"), "--out", str(tmp_path / "o.jsonl")]
     assert main([*args, "--sc-samples", "64", "--k", "4", "--no-progress"]) == 0

@@ -246,7 +246,7 @@ def test_cli_exact_method_and_errors(problems, traces, tmp_path, capsys):
         "--no-progress",
     ]
     assert main(args) == 1  # exact needs the problems
-    assert "--problems is required" in capsys.readouterr().err
+    assert "problems are required" in capsys.readouterr().err
     assert main([*args, "--problems", str(tmp_path / "p.jsonl"), "--limit", "4"]) == 0
     out = read_records(tmp_path / "o.jsonl", LabeledTrace)
     assert [t.first_error for t in out] == [0, 2, 3, 5]
