@@ -23,8 +23,8 @@ def test_generate_check_score_bon(tmp_path, tiny_model_dir, capsys):
     problems, traces = tmp_path / "problems.jsonl", tmp_path / "traces.jsonl"
     checked, scored = tmp_path / "checked.jsonl", tmp_path / "scored.jsonl"
     assert main(["problems", "task=arithmetic", "n=2", "seed=0", f"out={problems}"]) == 0
-    argv = [f"problems={problems}", f"out={traces}", "n=2", "max_new_tokens=8"]
-    assert main(["generate", *argv, f"model={tiny_model_dir}", "seed=0"]) == 0
+    argv = [f"problems={problems}", f"out={traces}", "n=2", "sampling.max_new_tokens=8"]
+    assert main(["generate", *argv, f"policy.model={tiny_model_dir}", "sampling.seed=0"]) == 0
     # A random model never answers right: add one gold and one wrong-answer solution per
     # problem, so best-of-N sees both verdicts (4 solutions per problem).
     sampled = read_records(traces, Trace)

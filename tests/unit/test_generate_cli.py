@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from prmkit.cli import main
-from prmkit.errors import ModelLoadError
+from prmkit.errors import ConfigError, ModelLoadError
 from prmkit.generate.chat import (
     STEP_SEPARATOR,
     encode_prefix,
@@ -19,10 +19,10 @@ from prmkit.generate.chat import (
     render_solution,
     separator_ids,
 )
-from prmkit.generate.cli import read_problems
 from prmkit.generate.protocol import Prefix
 from prmkit.records import Problem, Trace, read_records, write_records
 from prmkit.steps import split
+from prmkit.tasks import read_problems
 from prmkit.tasks.answers import extract_answer
 
 
@@ -129,11 +129,11 @@ def test_generate_writes_traces(tmp_path, tiny_model_dir, capsys):
         f"problems={problems}",
         f"out={out}",
         "n=2",
-        "temperature=1.0",
-        "max_new_tokens=6",
-        f"model={tiny_model_dir}",
+        "sampling.temperature=1.0",
+        "sampling.max_new_tokens=6",
+        f"policy.model={tiny_model_dir}",
         "batch_size=3",
-        "seed=5",
+        "sampling.seed=5",
     ]
     assert main(args) == 0
     traces = read_records(out, Trace)
@@ -153,7 +153,7 @@ def test_generate_writes_traces(tmp_path, tiny_model_dir, capsys):
         else:
             assert t.prompt == by_id[t.problem_id].prompt
     again = tmp_path / "again.jsonl"
-    assert main([*args[:2], f"out={again}", *args[3:-2], "batch_size=64", "seed=5"]) == 0
+    assert main([*args[:2], f"out={again}", *args[3:-2], "batch_size=64", "--seed", "5"]) == 0
     assert again.read_text() == out.read_text()  # batch size does not change the samples
 
 
@@ -165,3 +165,119 @@ def test_generate_rejects_bad_input(tmp_path, capsys):
     assert "no 'prompt'" in err and "prmkit problems" in err
     assert main(["generate", "out=x.jsonl"]) == 1
     assert "no problems file" in capsys.readouterr().err
+
+
+class _Echo:
+    """A Generator that answers every prefix with fixed texts and records the seeds it got."""
+
+    def __init__(self, texts):
+        self.texts, self.seeds = texts, []
+
+    def sample(self, prompts, n, params):
+        return self.continue_from([Prefix(p) for p in prompts], n, params)
+
+    def continue_from(self, prefixes, n, params, stop="solution"):
+        from prmkit.generate import Completion
+
+        self.seeds.append(params.seed)
+        return [
+            [
+                Completion(
+                    text=self.texts[j % len(self.texts)],
+                    prompt_tokens=3,
+                    completion_tokens=5,
+                    finish_reason="length" if j == 0 else "eos",
+                )
+                for j in range(n)
+            ]
+            for _ in prefixes
+        ]
+
+
+def test_generate_api_takes_problems_and_a_generator(tmp_path):
+    from prmkit.generate import GenerateConfig, GenerateStats, SamplingParams, generate
+    from prmkit.generate.sampling import row_seed
+
+    problems = [Problem(id=f"p{i}", prompt=f"{i}+1?", answer=str(i + 1)) for i in range(5)]
+    echo = _Echo(["1 + 1 = 2.\n\nThe answer is 2.", "  \n\n "])
+    stats = GenerateStats()
+    cfg = GenerateConfig(out=None, n=3, problems_per_call=2, limit=4)
+    traces = generate(cfg, problems, generator=echo, stats=stats, progress=False)
+    assert [t.id for t in traces] == [f"p{i}-s{j}" for i in range(4) for j in (0, 2)]
+    assert traces[0].steps == ["1 + 1 = 2.", "The answer is 2."] and traces[0].answer == "2"
+    assert traces[0].meta["sampling"] == {
+        "temperature": 0.7,
+        "top_p": 1.0,
+        "top_k": 0,
+        "max_new_tokens": 256,
+        "seed": 0,
+        "ignore_eos": False,
+    }
+    assert traces[0].meta["model"] == "smollm2" and traces[0].meta["backend"] == "transformers"
+    assert echo.seeds == [row_seed(0, 0, 0), row_seed(0, 2, 0)]  # one seed per call of 2
+    assert (stats.problems, stats.traces, stats.empty, stats.length, stats.tokens) == (
+        4,
+        8,
+        4,
+        4,
+        60,
+    )
+    assert stats.summary() == (
+        "8 traces for 4 problems (not written) (60 completion tokens; 4 hit max_new_tokens; "
+        "4 empty completions skipped)"
+    )
+    assert list(tmp_path.iterdir()) == []  # out=None writes nothing
+    # unseeded: every call unseeded; the file holds what is returned
+    echo = _Echo(["a."])
+    out = tmp_path / "t.jsonl"
+    cfg = GenerateConfig(out=str(out), n=1, sampling=SamplingParams(seed=None))
+    traces = generate(cfg, problems, generator=echo, progress=False)
+    assert echo.seeds == [None, None] and read_records(out, Trace) == traces
+
+
+def test_generate_api_refuses_missing_problems_and_a_remote_adapter():
+    from prmkit.errors import ConfigError
+    from prmkit.generate import GenerateConfig, generate
+    from prmkit.models import PolicyConfig
+
+    with pytest.raises(ConfigError, match="no problems file given"):
+        generate(GenerateConfig(out=None))
+    with pytest.raises(ConfigError, match="no problems given"):
+        generate(GenerateConfig(out=None), [], generator=_Echo(["a."]))
+    cfg = GenerateConfig(out=None, backend="openai", policy=PolicyConfig(adapter="x"))
+    with pytest.raises(ConfigError, match=r"policy\.adapter needs backend=transformers"):
+        generate(cfg, [Problem(id="p", prompt="q?", answer="1")])
+
+
+def test_generate_config_groups_and_shortcut_flags():
+    import argparse
+
+    from prmkit.config import config_help, load_config, stage_config
+    from prmkit.generate.cli import GenerateConfig, add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = "--model m --adapter a --dtype bfloat16 --device cuda --temperature 0 --top-p 0.9"
+    args = parser.parse_args(
+        [*flags.split(), "--top-k", "5", "--max-new-tokens", "9", "--seed", "3"]
+    )
+    cfg = stage_config(GenerateConfig, args)
+    keys = (
+        "policy.model=m policy.adapter=a policy.dtype=bfloat16 policy.device=cuda "
+        "sampling.temperature=0 sampling.top_p=0.9 sampling.top_k=5 sampling.max_new_tokens=9 "
+        "sampling.seed=3"
+    )
+    assert cfg == load_config(GenerateConfig, None, keys.split())
+    assert cfg.policy.model == "m" and cfg.sampling.max_new_tokens == 9
+    defaults = GenerateConfig()
+    assert (defaults.sampling.temperature, defaults.sampling.max_new_tokens) == (0.7, 256)
+    assert (defaults.sampling.seed, defaults.policy.model, defaults.policy.dtype) == (
+        0,
+        "smollm2",
+        "float32",
+    )
+    text = config_help(GenerateConfig)
+    assert "  policy.model (str, default 'smollm2')" in text
+    assert "  sampling.temperature (float, default 0.7, >= 0)" in text
+    with pytest.raises(ConfigError, match="unknown config key"):
+        load_config(GenerateConfig, None, ["temperature=0.5"])  # the key is sampling.temperature

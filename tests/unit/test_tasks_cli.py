@@ -112,3 +112,30 @@ def test_check_without_answer_requirement(tmp_path, capsys):
     labeled = read_records(out, LabeledTrace)
     assert labeled[2].first_error == -1 and labeled[2].labels[-1] == 1.0
     assert labeled[2].meta["exact_check"]["answer_correct"] is False
+
+
+def test_problems_and_check_as_functions(tmp_path, monkeypatch):
+    from prmkit.tasks import CheckConfig, ProblemsConfig, build_problems, check_traces
+
+    monkeypatch.chdir(tmp_path)
+    problems = build_problems(ProblemsConfig(n=3, seed=2, out=None))
+    assert [p.id for p in problems] == ["arith-s2-0", "arith-s2-1", "arith-s2-2"]
+    labeled = check_traces(CheckConfig(out=None), _traces(problems), problems, progress=False)
+    assert [t.first_error for t in labeled] == [-1, 1, len(labeled[2].steps) - 1]
+    assert [t.meta["final_answer_correct"] for t in labeled] == [True, True, False]
+    assert list(tmp_path.iterdir()) == []  # out=None: nothing written
+    out = tmp_path / "p.jsonl"
+    assert build_problems(ProblemsConfig(n=3, seed=2, out=str(out))) == problems
+    assert read_records(out, Problem) == problems
+    checked = tmp_path / "c.jsonl"
+    write_records(tmp_path / "t.jsonl", _traces(problems))
+    cfg = CheckConfig(traces=str(tmp_path / "t.jsonl"), problems=str(out), out=str(checked))
+    assert check_traces(cfg, progress=False) == labeled == read_records(checked, LabeledTrace)
+
+
+def test_arithmetic_problems_is_the_public_name():
+    import prmkit.tasks
+    from prmkit.tasks.arithmetic import generate
+
+    assert prmkit.tasks.arithmetic_problems is generate
+    assert "generate" not in prmkit.tasks.__all__

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -179,7 +180,7 @@ def test_warmup_rejects_bad_settings(tiny_model_dir, tmp_path):
 def test_load_policy_merges_the_adapter(tiny_model_dir, tmp_path, smol_tokenizer):
     import torch
 
-    from prmkit.policy.load import load_policy
+    from prmkit.models import load_policy
     from prmkit.policy.lora import warmup
 
     adapter = warmup(str(tiny_model_dir), cache_dir=tmp_path, **TINY)
@@ -240,7 +241,7 @@ def test_cli_trains_caches_and_evaluates(tiny_model_dir, tmp_path, capsys):
     from prmkit.cli import main
     from prmkit.config import load_config
     from prmkit.io import read_json
-    from prmkit.policy.cli import WarmupConfig, warmup_from_config
+    from prmkit.policy import WarmupConfig, run_warmup, warmup_from_config
 
     args = [
         f"base={tiny_model_dir}",
@@ -264,6 +265,14 @@ def test_cli_trains_caches_and_evaluates(tiny_model_dir, tmp_path, capsys):
     # the eval keys are not part of the cache key: the config API finds the same adapter
     cfg = load_config(WarmupConfig, None, [a for a in args if not a.startswith(("eval", "out"))])
     assert warmup_from_config(cfg, progress=False) == adapter
+    # the stage as a function: a cache hit, then the evaluation (none with eval_problems=0)
+    assert run_warmup(replace(cfg, eval_problems=0), progress=False).adapter == adapter
+    small = replace(cfg, eval_problems=1, eval_k=2, eval_max_new_tokens=4)
+    result = run_warmup(small, progress=False)
+    assert result.adapter == adapter and result.evaluation.n_problems == 1
+    assert result.as_dict()["adapter"] == str(adapter) and result.as_dict()["k"] == 2
+    with pytest.raises(ConfigError, match="held-out problems would be training problems"):
+        run_warmup(replace(cfg, eval_seed=cfg.seed))
 
 
 def test_package_warmup_is_the_function_even_after_the_module_is_imported():

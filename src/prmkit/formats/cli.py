@@ -1,5 +1,9 @@
 """``prmkit convert --from FMT --to FMT IN OUT [key=value ...]``: convert PRM data formats.
 
+The stage is :func:`prmkit.formats.convert`; this module only parses and calls it. Only the
+options given (in ``--config`` or as ``key=value``) are passed on, so one that neither the reader
+nor the writer uses is refused instead of silently ignored.
+
 Example:
     prmkit convert --from processbench --to trl ../shared/data/processbench/math.json out.jsonl
     prmkit convert --from prm800k --to prmkit phase2_train.jsonl prm800k.parquet neutral=negative
@@ -14,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from prmkit.cli import add_config_arguments, stage_config
+from prmkit.config import add_config_arguments, stage_config
 from prmkit.formats.common import LossyConversionWarning
 from prmkit.formats.convert import FORMATS, ConvertOptions, convert, option_uses
 from prmkit.io import check_distinct_output, write_json
@@ -84,9 +88,3 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.report, report.to_dict())
     print(report.summary(losses=False))
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from prmkit.cli import main
-
-    raise SystemExit(main(["convert", *sys.argv[1:]]))

@@ -32,12 +32,15 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from prmkit.errors import ModelLoadError
 from prmkit.generate.chat import encode_prefix, find_step_end
 from prmkit.generate.protocol import Completion, Prefix, SamplingParams, StopAt
 from prmkit.generate.sampling import check_params, draw_uniforms, row_seed, sample_next
+
+if TYPE_CHECKING:
+    from prmkit.models.policy_config import PolicyConfig
 
 __all__ = ["Generated", "TransformersGenerator"]
 
@@ -134,10 +137,28 @@ class TransformersGenerator:
         Raises:
             ModelLoadError: the model or the adapter cannot be found.
         """
-        from prmkit.policy.load import load_policy
+        from prmkit.models.policy import load_policy
 
         policy = load_policy(name_or_path, adapter, dtype=dtype, device=device)
         return cls(policy.model, policy.tokenizer, **kwargs)
+
+    @classmethod
+    def from_config(cls, policy: PolicyConfig, **kwargs: Any) -> TransformersGenerator:
+        """The generator a stage config's ``policy`` group names (threads set first).
+
+        Example:
+            >>> gen = TransformersGenerator.from_config(PolicyConfig(), batch_size=16)  # doctest: +SKIP
+
+        Raises:
+            ModelLoadError: the model or the adapter cannot be found.
+        """
+        if policy.threads:
+            import torch
+
+            torch.set_num_threads(policy.threads)
+        return cls.from_pretrained(
+            policy.model, adapter=policy.adapter, dtype=policy.dtype, device=policy.device, **kwargs
+        )
 
     # -- the Generator protocol ------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """Load the policy: a base model with an optional LoRA adapter merged in for fast inference.
 
 Example:
-    >>> from prmkit.policy import load_policy, warmup
+    >>> from prmkit.models import load_policy
+    >>> from prmkit.policy import warmup
     >>> policy = load_policy("smollm2", adapter=warmup())  # doctest: +SKIP
     >>> policy.model  # a plain causal LM: no peft wrappers at decode time  # doctest: +SKIP
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from prmkit.errors import ModelLoadError
-from prmkit.models.loading import BaseModel, check_safetensors
+from prmkit.models.loading import BaseModel, check_safetensors, load_base
 
 __all__ = ["load_policy"]
 
@@ -44,8 +45,6 @@ def load_policy(
             weights (prmkit never unpickles ``pytorch_model.bin`` / ``adapter_model.bin``).
         ConfigError: an unknown dtype or a device this machine lacks.
     """
-    from prmkit.models import load_base
-
     loaded = load_base(base, dtype=dtype, device=device)
     if adapter is None:
         return loaded

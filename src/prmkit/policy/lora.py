@@ -18,7 +18,7 @@ positions that carry a label, and matmuls run in bfloat16 autocast where the CPU
 
 Example:
     >>> adapter = warmup(n_examples=400)  # doctest: +SKIP
-    >>> from prmkit.policy import load_policy
+    >>> from prmkit.models import load_policy
     >>> policy = load_policy("smollm2", adapter=adapter)  # doctest: +SKIP
 """
 
