@@ -139,29 +139,35 @@ def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
-def _check_field(f: dataclasses.Field, hint: Any, value: Any, where: str | None = None) -> Any:
-    """Check one field's value: type, ``Literal`` choice, range; return it coerced."""
+def _check_field(
+    f: dataclasses.Field, hint: Any, value: Any, where: str | None = None, name: str | None = None
+) -> Any:
+    """Check one field's value: type, ``Literal`` choice, range; return it coerced.
+
+    ``name`` is the key as the user writes it (``sampling.temperature`` in a group).
+    """
+    key = name or f.name
     ok, coerced = _matches(value, hint)
     choices = _choices(hint)
     if not ok and choices and isinstance(value, str):
         choices = ", ".join(choices)
         raise ConfigError(
-            f"unknown choice for '{f.name}'",
+            f"unknown choice for '{key}'",
             got=value,
             expected=f"one of {choices}",
-            fix=f"set {f.name} to one of those (see --help)",
+            fix=f"set {key} to one of those (see --help)",
             where=where,
         )
     if not ok:
         raise ConfigError(
-            f"wrong type for '{f.name}'",
+            f"wrong type for '{key}'",
             got=value,
             expected=str(hint).replace("typing.", ""),
-            fix=f"give '{f.name}' a value of that type",
+            fix=f"give '{key}' a value of that type",
             where=where,
         )
     if "range" in f.metadata and isinstance(coerced, (int, float)):
-        check_range(f.name, coerced, where=where, **f.metadata["range"])
+        check_range(key, coerced, where=where, **f.metadata["range"])
     return coerced
 
 
@@ -339,7 +345,7 @@ def _build(cls: type[C], values: dict[str, Any], source: dict[str, str], prefix:
                 )
             kwargs[key] = _build(group, value, source, name + ".")
         else:
-            kwargs[key] = _check_field(fields[key], hints[key], value, where)
+            kwargs[key] = _check_field(fields[key], hints[key], value, where, name)
     return cls(**kwargs)
 
 

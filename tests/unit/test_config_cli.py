@@ -133,7 +133,7 @@ def test_a_group_of_keys_loads_from_yaml_and_dotted_overrides(tmp_path):
     [
         (["policy.nope=1"], "unknown config key", "policy.nope"),
         (["policy=x"], "'policy' is a group of keys", "x"),
-        (["policy.threads=0"], "'threads' out of range", "0"),
+        (["policy.threads=0"], "'policy.threads' out of range", "0"),
     ],
 )
 def test_a_group_of_keys_refuses_bad_keys_by_their_dotted_name(overrides, message, got):
