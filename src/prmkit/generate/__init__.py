@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from prmkit._stages import callable_stage
 from prmkit.generate.protocol import Completion, Generator, Prefix, SamplingParams, StopAt
 from prmkit.generate.run import GenerateConfig, GenerateStats, generate, traces_for
 
@@ -59,3 +60,6 @@ def __getattr__(name: str) -> Any:
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'prmkit.generate' has no attribute {name!r}")
+
+
+callable_stage(__name__, "generate")
