@@ -10,23 +10,27 @@ Stages:
 1. ``data``: PRMBench (with the 758 unmodified solutions as class ``correct``) split **by
    problem** into a training pool and a held-out calibration split; problems that also appear in
    ProcessBench MATH are left out. Written as LabeledTrace JSONL under ``work_dir``.
-2. ``features``: one frozen forward pass per trace (train, held-out, ProcessBench), hidden states
-   of several layers at the step-tag positions, encoded with ``prmkit.prm.encode`` exactly as
-   ``prmkit train``/``prmkit score`` encode them. Cached in chunks, so an interrupted run resumes.
+2. ``features``: one frozen forward pass per trace (train, held-out, ProcessBench) through
+   ``prmkit.train.step_features``, the function ``prmkit train --head probe`` computes its
+   features with: hidden states of several layers at the step-tag positions, inputs encoded with
+   ``prmkit.prm.encode`` exactly as ``prmkit train``/``prmkit score`` encode them, the backbone
+   built by ``prmkit.train.build_prm`` (only the blocks up to the deepest layer run). Cached in
+   chunks, so an interrupted run resumes.
 3. ``probes``: a grid of probe heads (``prmkit.prm.heads.ProbeHead``: layer x width x label
-   scheme x class set) trained on the cached features the way ``prmkit train --head probe``
-   does (AdamW, BCE, early stopping on a 10% trace split). Each variant's threshold is chosen
-   on the held-out PRMBench split (``choose_threshold``), never on ProcessBench. The variant
-   with the best held-out F1 is the selected one.
+   scheme x class set) trained on the cached features by ``prmkit.train.fit_probe``, the engine
+   ``prmkit train --head probe`` runs (AdamW, BCE, its early-stopping rule, here on a 10% trace
+   split). Each variant's threshold is chosen on the held-out PRMBench split
+   (``choose_threshold``), never on ProcessBench. The variant with the best held-out F1 is the
+   selected one.
 4. ``final``: the selected variant is saved as a normal prmkit checkpoint (``save_prm``), its
    ProcessBench and held-out scores are written as ScoredTrace JSONL and evaluated with
    ``prmkit eval processbench --threshold-from <held-out scores>``; a parity check re-scores a
    few ProcessBench traces with ``PRMScorer.from_checkpoint`` and compares.
 
 Why not ``prmkit train`` per variant: every variant would recompute the backbone features of
-every trace (the dominant cost on a shared 2-core CPU); here they are computed once for all
-layers and variants. The selected variant is reproducible with ``prmkit train`` (see
-docs/BENCHMARKS.md).
+every trace (the dominant cost on a shared 2-core CPU); here the library's feature pass runs
+once for all layers and variants, and each variant calls the library's probe trainer on them.
+The selected variant is reproducible with ``prmkit train`` (see docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from prmkit.config import load_config, option
 
@@ -59,7 +64,9 @@ class RealDataConfig:
     work_dir: str = option("runs/prm_realdata", "big files: data, feature cache, checkpoint")
     results_dir: str = option("bench/prm_realdata/results", "small JSON results (kept in git)")
     base: str = option("smollm2", "base model")
-    format: str = option("trl", "PRM input format (prmkit.prm.FORMATS)")
+    format: Literal["trl", "qwen_prm", "math_shepherd"] = option(
+        "trl", "PRM input format (prmkit.prm.FORMATS)"
+    )
     strip_numbering: bool = option(True, "PRMBench reader: drop 'k. ' step numbering")
     exclude_eval_problems: bool = option(
         True, "leave out PRMBench problems whose text also appears in ProcessBench"
@@ -87,15 +94,16 @@ class RealDataConfig:
         [], "layers (a subset of `layers`) to train probes on; [] = all cached layers"
     )
     widths: list[int] = option([0, 256], "probe MLP widths to try (0 = linear)")
-    schemes: list[str] = option(
+    schemes: list[Literal["all", "first"]] = option(
         ["all", "first"], "label schemes: all steps / up to and including the first error"
     )
-    class_sets: list[str] = option(
+    class_sets: list[Literal["all", "no_simplicity"]] = option(
         ["all", "no_simplicity"], "all classes / without redundency+circular"
     )
     balance: list[bool] = option([False, True], "weight wrong steps by n_pos/n_neg")
     lr: float = option(1e-3, "probe AdamW learning rate")
     weight_decay: float = option(1e-2, "probe AdamW weight decay")
+    probe_batch: int = option(128, "feature rows per probe optimizer step")
     epochs: int = option(200, "probe epochs (early stopping on the 10% split)")
     patience: int = option(10, "probe early-stopping patience (epochs)")
     parity_traces: int = option(4, "ProcessBench traces re-scored through the saved checkpoint")
@@ -229,17 +237,12 @@ def _load_set(cfg: RealDataConfig, name: str) -> list:
 def stage_features(cfg: RealDataConfig, log) -> None:
     """Cache hidden states of ``cfg.layers`` at every step tag, chunk by chunk (resumable)."""
     import torch
-    from transformers import AutoModelForCausalLM
 
-    from prmkit.models import load_tokenizer
-    from prmkit.models.loading import resolve_model_path
-    from prmkit.prm.formats import encode, length_buckets
-    from prmkit.prm.heads import pad_batch
+    from prmkit.prm.formats import encode
+    from prmkit.train import build_prm, step_features
 
     torch.set_num_threads(cfg.threads)
-    spec = _spec(cfg)
-    tok = load_tokenizer(cfg.base)
-    model = None
+    prm = None
     for name in ("train", "heldout", "processbench"):
         traces = _load_set(cfg, name)
         if name == "processbench":  # a seeded random order: any prefix is a random subset
@@ -252,37 +255,24 @@ def stage_features(cfg: RealDataConfig, log) -> None:
         n_done = len(traces) - len(todo)
         for c in range(0, len(todo), cfg.chunk):
             path = out / f"{n_files + c // cfg.chunk:05d}.pt"
-            if model is None:
-                model = AutoModelForCausalLM.from_pretrained(
-                    str(resolve_model_path(cfg.base)), dtype=torch.float32
-                ).eval()
-                # hidden_states[i] (i < n_layers) is block i's raw output: running blocks
-                # 0..max(layers) gives the same values as the full model, at a fraction of
-                # the cost (the final norm is applied only to the new last entry, unused).
-                if max(cfg.layers) >= model.config.num_hidden_layers:
-                    keep = model.config.num_hidden_layers
-                else:
-                    keep = max(cfg.layers) + 1
-                model.model.layers = model.model.layers[:keep]
+            if prm is None:
+                # a probe PRM at the deepest cached layer keeps only blocks 0..max(layers):
+                # hidden_states[i] (i < n_layers) is block i's raw output, the same values as
+                # the full model gives, at a fraction of the cost
+                prm = build_prm(_spec(cfg, layer=max(cfg.layers)), cfg.base)
             part = todo[c : c + cfg.chunk]
-            encs = [encode(spec, tok, t.prompt, t.steps) for t in part]
-            assert all(e.truncated_steps == 0 for e in encs)
-            feats: dict[str, torch.Tensor] = {}
+            encs = [encode(prm.spec, prm.tokenizer, t.prompt, t.steps) for t in part]
+            cut = [t.id for t, e in zip(part, encs, strict=True) if e.truncated_steps]
+            if cut:
+                raise SystemExit(f"{name}: max_length {cfg.max_length} cuts step tags of {cut}")
             start = time.perf_counter()
-            with torch.inference_mode():
-                for group in length_buckets([len(e.input_ids) for e in encs], cfg.batch_size):
-                    chunk_encs = [encs[i] for i in group]
-                    ids, mask = pad_batch(chunk_encs, tok.pad_token_id or 0)
-                    hs = model.model(
-                        input_ids=ids, attention_mask=mask, output_hidden_states=True
-                    ).hidden_states
-                    stack = torch.stack([hs[i] for i in cfg.layers], dim=2)  # b, s, L, h
-                    for b, i in enumerate(group):
-                        pos = encs[i].step_positions
-                        feats[part[i].id] = stack[b, pos].to(torch.float16).clone()
+            feats = step_features(
+                prm.model, encs, cfg.layers, pad_id=prm.pad_id(), batch_size=cfg.batch_size
+            )
             secs = time.perf_counter() - start
             n_tok = sum(len(e.input_ids) for e in encs)
-            torch.save({"layers": list(cfg.layers), "features": feats}, f"{path}.tmp")
+            blob = {t.id: f.to(torch.float16) for t, f in zip(part, feats, strict=True)}
+            torch.save({"layers": list(cfg.layers), "features": blob}, f"{path}.tmp")
             Path(f"{path}.tmp").replace(path)
             log(
                 f"features {name} {n_done + c + len(part)}/{len(traces)}: {n_tok} tokens in "
@@ -326,48 +316,30 @@ def _targets(trace, scheme: str) -> list[tuple[int, float]]:
 
 
 def train_probe(x, y, xe, ye, *, width: int, balance: bool, cfg: RealDataConfig):
-    """An MLP probe trained like ``prmkit train --head probe`` (best eval-loss weights kept)."""
-    import copy
-    import math
-
+    """A probe trained by ``prmkit.train.fit_probe`` (the engine of ``prmkit train --head
+    probe``) on cached features; ``balance`` weighs wrong steps by n_pos/n_neg."""
     import torch
-    import torch.nn.functional as F
 
     from prmkit.prm.heads import ProbeHead
+    from prmkit.train import fit_probe
 
     torch.manual_seed(cfg.seed)
     probe = ProbeHead(x.shape[1], width)
-    opt = torch.optim.AdamW(probe.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    pos_w = float((y >= 0.5).sum() / max(1, (y < 0.5).sum())) if balance else 1.0
-
-    def loss_fn(logits, target):
-        w = torch.where(target < 0.5, pos_w, 1.0)
-        return F.binary_cross_entropy_with_logits(logits, target, weight=w)
-
-    gen = torch.Generator().manual_seed(cfg.seed)
-    best, best_state, bad, epochs = math.inf, None, 0, 0
-    for _ in range(cfg.epochs):
-        epochs += 1
-        probe.train()
-        order = torch.randperm(len(x), generator=gen)
-        for i in range(0, len(x), 128):
-            idx = order[i : i + 128]
-            loss = loss_fn(probe(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        probe.eval()
-        with torch.no_grad():
-            ev = float(loss_fn(probe(xe), ye))
-        if ev < best - 1e-6:
-            best, bad, best_state = ev, 0, copy.deepcopy(probe.state_dict())
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    probe.load_state_dict(best_state)
-    probe.eval()
-    return probe, {"epochs": epochs, "best_eval_loss": best}
+    result = fit_probe(
+        probe,
+        x,
+        y,
+        xe,
+        ye,
+        lr=cfg.lr,
+        epochs=cfg.epochs,
+        batch_size=cfg.probe_batch,
+        patience=cfg.patience,
+        weight_decay=cfg.weight_decay,
+        error_weight=float((y >= 0.5).sum() / max(1, (y < 0.5).sum())) if balance else 1.0,
+        seed=cfg.seed,
+    )
+    return probe, {"epochs": result.epochs_run, "best_eval_loss": result.best_eval_loss}
 
 
 def _r(x: float | None) -> float | None:
@@ -507,7 +479,7 @@ def stage_final(cfg: RealDataConfig, variants: dict, log) -> dict:
     from prmkit.records import write_records
     from prmkit.score import PRMScorer
     from prmkit.score.scorer import to_scored
-    from prmkit.train.loop import build_prm
+    from prmkit.train import build_prm
 
     sel = variants["selected"]
     li = cfg.layers.index(sel["layer"])
