@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from prmkit.evaluate.best_of_n import best_of_n, group_problems
-from prmkit.evaluate.processbench import run_processbench
+from prmkit.evaluate.processbench import evaluate_processbench
 from prmkit.evaluate.step_metrics import step_metrics
 from prmkit.io import write_json
 from prmkit.records import ScoredTrace, write_records
@@ -154,7 +154,7 @@ def run_dir(tmp_path: Path) -> Path:
     bon = best_of_n(group_problems(traces), n_bootstrap=50, seed=0)
     write_json(run / "bon.json", {"benchmark": "bon", **bon})
     write_json(run / "steps.json", {"benchmark": "steps", **step_metrics(traces, 10)})
-    pb = run_processbench(
+    pb = evaluate_processbench(
         [tmp_path / "gsm8k.jsonl"], scores=run / "bon_scored.jsonl", threshold=0.5
     )
     write_json(run / "processbench.json", {"benchmark": "processbench", **pb})

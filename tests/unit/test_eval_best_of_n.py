@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from prmkit.errors import PrmkitError, RecordError
-from prmkit.evaluate.best_of_n import best_of_n, group_problems, pass_at_n, run_best_of_n
+from prmkit.evaluate.best_of_n import best_of_n, evaluate_best_of_n, group_problems
 from prmkit.records import ScoredTrace, write_records
 
 
@@ -28,14 +28,6 @@ def _sol(pid, j, answer, correct, scores, **kw):
 
 def _curve(out, method):
     return {row["n"]: row["mean"] for row in out["curves"][method]}
-
-
-@pytest.mark.parametrize(
-    ("n", "c", "k", "expected"),
-    [(4, 1, 2, 0.5), (4, 0, 3, 0.0), (4, 4, 1, 1.0), (5, 3, 3, 1.0), (10, 3, 1, 0.3)],
-)
-def test_pass_at_n(n, c, k, expected):
-    assert pass_at_n(n, c, k) == pytest.approx(expected)
 
 
 def test_hand_enumerated_problem():
@@ -160,9 +152,11 @@ def test_correctness_from_labels_and_file_round_trip(tmp_path):
         s.meta = {}
     path = tmp_path / "s.jsonl"
     write_records(path, sols)
-    out = run_best_of_n(path, correct_from="labels", n_bootstrap=10)
+    out = evaluate_best_of_n(path, correct_from="labels", n_bootstrap=10)
     assert out["pass@1"]["mean"] == 50.0
     assert _curve(out, "prm_min")[2] == 100.0
+    from_records = evaluate_best_of_n(sols, correct_from="labels", n_bootstrap=10)
+    assert from_records["curves"] == out["curves"]
 
 
 def test_equivalent_answers_vote_together():
@@ -192,7 +186,7 @@ def test_equivalent_answers_marked_both_correct_and_wrong_are_refused():
 
 def test_answers_are_grouped_once_per_problem(monkeypatch):
     """The vote groups come from one group_answers call per problem, never per subset or N."""
-    import prmkit.evaluate.best_of_n as bon
+    import prmkit.tasks.accuracy as accuracy
 
     calls = []
 
@@ -200,8 +194,8 @@ def test_answers_are_grouped_once_per_problem(monkeypatch):
         calls.append(list(answers))
         return bon_group(answers, **kwargs)
 
-    bon_group = bon.group_answers
-    monkeypatch.setattr(bon, "group_answers", counting)
+    bon_group = accuracy.group_answers
+    monkeypatch.setattr(accuracy, "group_answers", counting)
     rng = np.random.default_rng(2)
     sols = [s for i in range(3) for s in _random_problem(rng, f"p{i}", 6)]
     best_of_n(group_problems(sols), n_subsets=5, n_bootstrap=10)
@@ -224,7 +218,7 @@ def test_run_reports_answer_grouping(tmp_path):
     sols = [_sol("p", 0, "\\frac{1}{2}", True, [0.5]), _sol("p", 1, "0.5", True, [0.5])]
     path = tmp_path / "s.jsonl"
     write_records(path, sols)
-    out = run_best_of_n(path, n_bootstrap=10)
+    out = evaluate_best_of_n(path, n_bootstrap=10)
     grouping = out["answer_grouping"]
     assert grouping["groups"] == 1 and grouping["answers"] == 2 and grouping["failures"] == 0
     assert grouping["comparisons"] >= 1

@@ -129,6 +129,43 @@ def test_bon_prmbench_steps_outputs(tmp_path, capsys):
     assert "AUROC" in capsys.readouterr().out
 
 
-def test_bad_ns_is_a_usage_error(tmp_path):
+def test_bad_ns_is_a_config_error(capsys):
+    assert main(["eval", "bon", "--scores", "x.jsonl", "--ns", "1,two"]) == 1
+    assert "wrong type for 'ns'; got '1,two'" in capsys.readouterr().err
+
+
+def test_keys_config_file_and_repeated_data(tmp_path, capsys):
+    """Every flag is a key: a YAML file and key=value give the same run as the flags."""
+    gsm = _pb_file(tmp_path / "gsm8k.json", [("g0", -1), ("g1", 1)])
+    math = _pb_file(tmp_path / "math.json", [("m0", -1), ("m1", 0)])
+    preds = tmp_path / "p.jsonl"
+    preds.write_text(
+        "".join(json.dumps({"id": i, "prediction": -1}) + "\n" for i in ("g0", "g1", "m0", "m1"))
+    )
+    by_flags, by_keys = tmp_path / "a.json", tmp_path / "b.json"
+    argv = ["eval", "processbench", "--data", str(gsm), "--data", str(math)]
+    assert main([*argv, "--predictions", str(preds), "--output", str(by_flags)]) == 0
+    config = tmp_path / "pb.yaml"
+    config.write_text(f"data: [{gsm}, {math}]\npredictions: {preds}\n")
+    assert main(["eval", "processbench", "--config", str(config), f"output={by_keys}"]) == 0
+    assert json.loads(by_flags.read_text()) == json.loads(by_keys.read_text())
+    assert set(json.loads(by_keys.read_text())["subsets"]) == {"gsm8k", "math"}
+    # exactly one source of predictions
+    assert main([*argv, "--predictions", str(preds), "--scores", str(preds)]) == 1
+    assert "give exactly one source of predictions" in capsys.readouterr().err
+    assert main(argv) == 1
+    assert "got 'none'" in capsys.readouterr().err
+
+
+def test_help_lists_every_key(capsys):
+    from prmkit.evaluate.stage import CONFIGS
+
+    for name in CONFIGS:
+        with pytest.raises(SystemExit):
+            main(["eval", name, "--help"])
+        out = capsys.readouterr().out
+        assert "config keys:" in out and "output (" in out
     with pytest.raises(SystemExit):
-        main(["eval", "bon", "--scores", "x.jsonl", "--ns", "1,two"])
+        main(["eval", "processbench", "--help"])
+    out = capsys.readouterr().out
+    assert "judge.model (" in out and "judge_sampling.max_new_tokens (" in out

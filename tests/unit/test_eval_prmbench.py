@@ -13,7 +13,6 @@ from prmkit.evaluate.prmbench import (
     evaluate_prmbench,
     f1_score,
     prm_score,
-    run_prmbench,
 )
 from prmkit.records import ScoredTrace, write_records
 
@@ -130,7 +129,7 @@ def test_real_prmbench_file(shared_data, tmp_path):
         constant.append(_t(sid, row["classification"], [1.0] * len(steps), labels))
     scored = tmp_path / "oracle.jsonl"
     write_records(scored, oracle)
-    assert run_prmbench(scored)["overall"]["prm_score"] == pytest.approx(100.0)
+    assert evaluate_prmbench(scored)["overall"]["prm_score"] == pytest.approx(100.0)
     out = evaluate_prmbench(constant)["overall"]
     # error_steps may repeat a step or name none past the end: count labelled wrong steps
     n_wrong = sum(lab == 0.0 for t in constant for lab in t.labels)

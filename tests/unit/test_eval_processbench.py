@@ -14,10 +14,10 @@ from prmkit.evaluate.processbench import (
     ThresholdSelectionError,
     choose_threshold,
     evaluate_predictions,
+    evaluate_processbench,
     first_error_prediction,
     harmonic_f1,
     load_subset,
-    run_processbench,
     step_digests,
     subset_metrics,
     subset_name,
@@ -212,11 +212,11 @@ def test_bad_prediction_files(tmp_path):
     dup = tmp_path / "p.jsonl"
     dup.write_text('{"id": "a", "prediction": -1}\n{"id": "a", "prediction": 0}\n')
     with pytest.raises(DataFormatError, match="repeated id"):
-        run_processbench([data], predictions=dup)
+        evaluate_processbench([data], predictions=dup)
     bad = tmp_path / "q.jsonl"
     bad.write_text('{"id": "a", "prediction": "-1"}\n')
     with pytest.raises(DataFormatError, match="bad or missing prediction"):
-        run_processbench([data], predictions=bad)
+        evaluate_processbench([data], predictions=bad)
 
 
 # --------------------------------------------------------------------------- thresholds
@@ -291,7 +291,7 @@ def scored_setup(tmp_path):
 
 def test_threshold_from_declared_split(scored_setup):
     data, scores, split = scored_setup
-    out = run_processbench([data], scores=scores, threshold_from=split)
+    out = evaluate_processbench([data], scores=scores, threshold_from=split)
     assert out["threshold_source"] == f"split:{split}"
     assert 0.35 < out["threshold"] <= 0.55 and out["split_f1"] == pytest.approx(100.0)
     # at that threshold m3 (min 0.45) is flagged iff t > 0.45
@@ -301,7 +301,7 @@ def test_threshold_from_declared_split(scored_setup):
 
 def test_given_threshold(scored_setup):
     data, scores, _ = scored_setup
-    out = run_processbench([data], scores=scores, threshold=0.5)
+    out = evaluate_processbench([data], scores=scores, threshold=0.5)
     assert out["threshold"] == 0.5 and out["threshold_source"] == "given"
     assert out["subsets"]["math"]["acc_correct"] == 50.0  # m3 flagged at step 1
     assert out["subsets"]["math"]["acc_error"] == 100.0
@@ -310,20 +310,48 @@ def test_given_threshold(scored_setup):
 def test_choosing_on_evaluated_data_is_refused(scored_setup, tmp_path):
     data, scores, _ = scored_setup
     with pytest.raises(ThresholdSelectionError, match="evaluated data itself"):
-        run_processbench([data], scores=scores, threshold_from=scores)
+        evaluate_processbench([data], scores=scores, threshold_from=scores)
     leaky = tmp_path / "leaky.jsonl"
     write_records(leaky, [_scored("m0", [0.9, 0.8, 0.7], -1), _scored("d9", [0.2], 0)])
     with pytest.raises(ThresholdSelectionError, match="shares 1 ids"):
-        run_processbench([data], scores=scores, threshold_from=leaky)
+        evaluate_processbench([data], scores=scores, threshold_from=leaky)
     with pytest.raises(ThresholdSelectionError, match="exactly one threshold choice"):
-        run_processbench([data], scores=scores)
+        evaluate_processbench([data], scores=scores)
     with pytest.raises(ThresholdSelectionError, match="exactly one threshold choice"):
-        run_processbench([data], scores=scores, threshold=0.5, oracle_threshold=True)
+        evaluate_processbench([data], scores=scores, threshold=0.5, oracle_threshold=True)
+
+
+def test_records_give_the_same_result_as_files(scored_setup):
+    """The entry function takes records where it takes files: scores, the split, the data."""
+    from prmkit.records import read_records
+
+    data, scores, split = scored_setup
+    by_files = evaluate_processbench([data], scores=scores, threshold_from=split)
+    scored, held_out = read_records(scores, ScoredTrace), read_records(split, ScoredTrace)
+    labelled = []
+    for row in json.loads(data.read_text()):
+        n, e = len(row["steps"]), row["label"]
+        labels = [1.0] * n if e == -1 else [1.0] * e + [0.0] + [None] * (n - e - 1)
+        labelled.append(
+            LabeledTrace(id=row["id"], problem_id=row["id"], prompt="q", steps=row["steps"],
+                         labels=labels, first_error=e)
+        )  # fmt: skip
+    perfect = {"m0": -1, "m1": 1, "m2": 0, "m3": -1}
+    samples = {"math": load_subset(data)}  # Sample objects work too
+    assert evaluate_processbench(samples, predictions=perfect)["mean_f1"] == 100.0
+    by_records = evaluate_processbench({"math": labelled}, scores=scored, threshold_from=held_out)
+    assert by_records["threshold_source"] == "split"
+    for key in ("subsets", "mean_f1", "threshold", "split_f1"):
+        assert by_records[key] == by_files[key], key
+    with pytest.raises(ThresholdSelectionError, match="evaluated data itself"):
+        evaluate_processbench({"math": labelled}, scores=scored, threshold_from=scored)
+    with pytest.raises(DataFormatError, match="0 scored traces in the scored traces"):
+        evaluate_processbench([data], scores=[], threshold=0.5)
 
 
 def test_oracle_threshold_is_labelled(scored_setup):
     data, scores, _ = scored_setup
-    out = run_processbench([data], scores=scores, oracle_threshold=True)
+    out = evaluate_processbench([data], scores=scores, oracle_threshold=True)
     assert out["threshold_source"] == "oracle"
     assert out["subsets"]["math"]["f1"] == pytest.approx(100.0) == out["oracle_f1"]
     assert 0.35 < out["threshold"] <= 0.45
@@ -335,7 +363,7 @@ def test_step_count_mismatch_is_an_error(tmp_path):
     scores = tmp_path / "s.jsonl"
     write_records(scores, [_scored("a", [0.9, 0.9])])
     with pytest.raises(PrmkitError, match="different step count"):
-        run_processbench([data], scores=scores, threshold=0.5)
+        evaluate_processbench([data], scores=scores, threshold=0.5)
 
 
 # --------------------------------------------------------------------------- real data
@@ -344,17 +372,17 @@ def test_step_count_mismatch_is_an_error(tmp_path):
 def test_real_math_trivial_predictors(shared_data, tmp_path):
     data = shared_data / "processbench" / "math.json"
     rows = json.loads(data.read_text())
-    none = run_processbench(
+    none = evaluate_processbench(
         [data], predictions=_preds(tmp_path / "n.jsonl", {r["id"]: -1 for r in rows})
     )
     math_ = none["subsets"]["math"]
     assert (math_["n_error"], math_["n_correct"]) == (594, 406)
     assert (math_["acc_correct"], math_["acc_error"], math_["f1"]) == (100.0, 0.0, 0.0)
-    oracle = run_processbench(
+    oracle = evaluate_processbench(
         [data], predictions=_preds(tmp_path / "o.jsonl", {r["id"]: r["label"] for r in rows})
     )
     assert oracle["mean_f1"] == 100.0
-    first = run_processbench(
+    first = evaluate_processbench(
         [data], predictions=_preds(tmp_path / "f.jsonl", {r["id"]: 0 for r in rows})
     )
     n0 = sum(r["label"] == 0 for r in rows)
@@ -377,7 +405,7 @@ def test_real_math_scores_with_oracle_threshold(shared_data, tmp_path):
             for r in rows
         ],
     )
-    out = run_processbench([data], scores=scores, oracle_threshold=True)
+    out = evaluate_processbench([data], scores=scores, oracle_threshold=True)
     assert out["mean_f1"] == pytest.approx(100.0)
     assert 0.1 < out["threshold"] <= 0.9
 

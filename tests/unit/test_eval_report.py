@@ -218,6 +218,22 @@ def test_write_report_returns_the_paths(run_dir, tmp_path):
     assert not (run_dir / "report.html").exists()
 
 
+def test_report_keys_config_file_and_repeated_traces(run_dir, tmp_path, capsys):
+    """RUN_DIR is run_dir=; --traces repeats; a YAML file and key=value set the same keys."""
+    out = tmp_path / "by_keys"
+    out.mkdir()
+    assert main(["report", f"run_dir={run_dir}", "n_traces=0", f"out_dir={out}"]) == 0
+    assert "Sample traces" not in (out / "report.html").read_text()
+    scored = str(run_dir / "bon_scored.jsonl")
+    config = tmp_path / "report.yaml"
+    config.write_text(f"n_traces: 2\nout_dir: {out}\n")
+    argv = ["report", str(run_dir), "--config", str(config), "--traces", scored]
+    assert main([*argv, "--traces", scored]) == 0
+    assert (out / "report.html").read_text().count('<div class="trace">') == 2
+    assert main(["report"]) == 1
+    assert "missing 'run_dir'" in capsys.readouterr().err
+
+
 def test_empty_run_dir_is_an_error(tmp_path):
     with pytest.raises(PrmkitError, match="no eval results"):
         build_report(tmp_path)

@@ -10,11 +10,12 @@ from prmkit.errors import PrmkitError
 from prmkit.evaluate.step_metrics import (
     auroc,
     calibration_bins,
+    evaluate_steps,
     expected_calibration_error,
     last_step_min_share,
     step_metrics,
 )
-from prmkit.records import ScoredTrace
+from prmkit.records import ScoredTrace, write_records
 
 
 def _pairs_auroc(scores, positives):
@@ -102,3 +103,17 @@ def test_calibration_bins_put_a_score_on_an_edge_into_the_bin_it_opens():
     bins = calibration_bins([0.57, 0.3, 1.0, 0.0], [1, 0, 1, 0], 100)
     assert [i for i, b in enumerate(bins) if b["n"]] == [0, 30, 57, 99]
     assert bins[57]["lo"] == 0.57 and bins[57]["mean_score"] == 0.57
+
+
+def test_evaluate_steps_takes_records_or_their_file(tmp_path):
+    traces = [
+        ScoredTrace(id=f"t{i}", problem_id="p", prompt="q", steps=["a", "b"], prm="t",
+                    step_scores=sc, labels=lab, first_error=fe)
+        for i, (sc, lab, fe) in enumerate(
+            [([0.9, 0.2], [1.0, 0.0], 1), ([0.8, 0.7], [1.0, 1.0], -1)]
+        )
+    ]  # fmt: skip
+    path = tmp_path / "scored.jsonl"
+    write_records(path, traces)
+    assert evaluate_steps(path) == evaluate_steps(traces) == step_metrics(traces)
+    assert evaluate_steps(traces)["auroc"] == 1.0

@@ -293,22 +293,30 @@ def eval_files(tmp_path):
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (["processbench", "--threshold", "nan"], "'threshold' out of range; got nan"),
-        (["processbench", "--threshold", "inf"], "'threshold' out of range; got inf"),
+        (["processbench", "--threshold", "nan"], "wrong type for 'threshold'; got 'nan'"),
+        (["processbench", "--threshold", ".nan"], "'threshold' out of range; got nan"),
+        (["processbench", "threshold=.inf"], "'threshold' out of range; got inf"),
         (["processbench", "--threshold", "1.5"], "expected a number in [0, 1]"),
         (["processbench", "--threshold", "-0.1"], "expected a number in [0, 1]"),
-        (["prmbench", "--threshold", "nan"], "'threshold' out of range; got nan"),
+        (["prmbench", "--threshold", ".nan"], "'threshold' out of range; got nan"),
         (["prmbench", "--threshold", "2"], "expected a number in [0, 1]"),
         (["steps", "--bins", "0"], "'n_bins' out of range; got 0; expected an integer >= 1"),
         (["bon", "--subsets", "0"], "'n_subsets' out of range; got 0"),
         (["bon", "--bootstrap", "0"], "'n_bootstrap' out of range; got 0"),
         (["bon", "--seed", "-1"], "'seed' out of range; got -1; expected an integer >= 0"),
-        (["bon", "--ns", "0"], "N out of range"),
-        (["processbench", "--judge", "x", "--judge-votes", "0"], "'--judge-votes' out of range"),
-        (["processbench", "--judge", "x", "--judge-batch", "0"], "'--judge-batch' out of range"),
+        (["bon", "confidence=1"], "'confidence' out of range; got 1.0"),
+        (["bon", "--ns", "[0]"], "N out of range"),
+        (["bon", "--correct-from", "label"], "unknown choice for 'correct_from'"),
+        (["prmbench", "repeated_pairs=some"], "unknown choice for 'repeated_pairs'"),
+        (["processbench", "--judge", "x", "--judge-votes", "0"], "'judge_votes' out of range"),
+        (["processbench", "--judge", "x", "--judge-batch", "0"], "'judge_batch' out of range"),
         (
             ["processbench", "--judge", "x", "--judge-max-new-tokens", "0"],
-            "'--judge-max-new-tokens' out of range",
+            "'judge_sampling.max_new_tokens' out of range",
+        ),
+        (
+            ["processbench", "--judge", "x", "judge_sampling.top_p=0"],
+            "'judge_sampling.top_p' out of range",
         ),
     ],
 )
@@ -324,19 +332,19 @@ def test_eval_flags_out_of_range(argv, fragment, eval_files, capsys):
 
 def test_threshold_outside_0_1_is_allowed_for_log_ratio_scores(tmp_path):
     """Implicit-head scores are log-ratios, not probabilities: any finite threshold applies."""
-    from prmkit.evaluate.prmbench import run_prmbench
-    from prmkit.evaluate.processbench import run_processbench
+    from prmkit.evaluate.prmbench import evaluate_prmbench
+    from prmkit.evaluate.processbench import evaluate_processbench
     from prmkit.records import write_records
 
     data = tmp_path / "math.json"
     data.write_text(json.dumps([{"id": "a", "steps": ["step 0", "step 1"], "label": 1}]))
     scores = tmp_path / "s.jsonl"
     write_records(scores, [_scored("a", [0.3, -2.0], first_error=1)])
-    out = run_processbench([data], scores=scores, threshold=-1.0)
+    out = evaluate_processbench([data], scores=scores, threshold=-1.0)
     assert out["subsets"]["math"]["acc_error"] == 100.0
-    assert run_prmbench(scores, threshold=-1.0)["threshold"] == -1.0
+    assert evaluate_prmbench(scores, threshold=-1.0)["threshold"] == -1.0
     with pytest.raises(ConfigError, match="'threshold' out of range; got nan"):
-        run_prmbench(scores, threshold=NAN)
+        evaluate_prmbench(scores, threshold=NAN)
 
 
 def test_report_n_traces_out_of_range(tmp_path, capsys):
@@ -404,7 +412,7 @@ def test_train_refuses_empty_eval_data(tmp_path, capsys):
 @pytest.mark.parametrize("which", ["predictions", "scores", "threshold_from"])
 def test_processbench_refuses_an_empty_predictions_or_scores_file(which, eval_files, tmp_path):
     from prmkit.errors import DataFormatError
-    from prmkit.evaluate.processbench import run_processbench
+    from prmkit.evaluate.processbench import evaluate_processbench
 
     data, scores = eval_files
     empty = _empty(tmp_path / "empty.jsonl")
@@ -414,7 +422,7 @@ def test_processbench_refuses_an_empty_predictions_or_scores_file(which, eval_fi
         "threshold_from": {"scores": scores, "threshold_from": empty},
     }[which]
     with pytest.raises(DataFormatError, match=r"0 (predictions|scored traces) in .*empty\.jsonl"):
-        run_processbench([data], **kwargs)
+        evaluate_processbench([data], **kwargs)
 
 
 # --------------------------------------------------------------------------- C: mismatched files
@@ -444,7 +452,7 @@ def test_processbench_reports_ids_not_in_the_data(eval_files, tmp_path, capsys):
 @pytest.mark.parametrize("how", ["threshold", "threshold_from", "oracle"])
 def test_processbench_refuses_scores_of_other_step_texts(how, eval_files, tmp_path):
     from prmkit.errors import DataFormatError
-    from prmkit.evaluate.processbench import run_processbench
+    from prmkit.evaluate.processbench import evaluate_processbench
     from prmkit.records import write_records
 
     data, _ = eval_files
@@ -461,7 +469,7 @@ def test_processbench_refuses_scores_of_other_step_texts(how, eval_files, tmp_pa
         "oracle": {"oracle_threshold": True},
     }[how]
     with pytest.raises(DataFormatError) as info:
-        run_processbench([data], scores=other, **kwargs)
+        evaluate_processbench([data], scores=other, **kwargs)
     message = str(info.value)
     assert "id 'b': scored trace's step 1 differs from the data's step 1" in message
     assert "got 'step one'" in message

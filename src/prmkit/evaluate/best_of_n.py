@@ -17,8 +17,10 @@ expected accuracy under a uniform random tie-break; search-and-learn takes the f
 solution). Methods:
 
 - ``pass``: pass@N, any of the N is correct (exact, the unbiased estimator
-  ``1 - C(n - c, N) / C(n, N)``); its N = 1 value is pass@1, the mean accuracy of one sample;
-- ``majority``: maj@N, the most frequent answer;
+  :func:`~prmkit.tasks.accuracy.pass_at_k`); its N = 1 value is pass@1, the mean accuracy of one
+  sample;
+- ``majority``: maj@N, the most frequent answer (:func:`~prmkit.tasks.accuracy.vote_accuracy`,
+  the vote behind :func:`~prmkit.tasks.accuracy.maj_at_k`);
 - ``prm_<agg>``: prm@N, the solution with the highest aggregated score, for each aggregation
   ``min``, ``prod``, ``last``, ``mean`` of the step scores;
 - ``weighted_<agg>``: PRM-weighted majority, the answer with the largest sum of aggregated scores.
@@ -27,8 +29,9 @@ A method's accuracy at N is the mean over problems (percent); its confidence int
 percentile bootstrap over problems (``n_bootstrap`` resamples of the problem set).
 
 Example:
-    >>> pass_at_n(4, 1, 2)  # 1 - C(3, 2) / C(4, 2)
-    0.5
+    >>> result = evaluate_best_of_n("samples_scored.jsonl", n_bootstrap=200)  # doctest: +SKIP
+    >>> result["curves"]["prm_min"][-1]["mean"], result["pass@1"]["mean"]  # doctest: +SKIP
+    (71.5, 52.0)
 """
 
 from __future__ import annotations
@@ -46,15 +49,14 @@ from prmkit.config import check_range
 from prmkit.errors import PrmkitError, RecordError
 from prmkit.records import ScoredTrace, read_nonempty
 from prmkit.score.aggregate import AGGREGATIONS, aggregate
+from prmkit.tasks.accuracy import answer_groups, pass_at_k, vote_accuracy
 from prmkit.tasks.answers import VerifyStats
-from prmkit.tasks.vote import group_answers
 
 __all__ = [
     "ProblemSamples",
     "best_of_n",
+    "evaluate_best_of_n",
     "group_problems",
-    "pass_at_n",
-    "run_best_of_n",
 ]
 
 
@@ -145,24 +147,9 @@ def group_problems(
                     )
             correct.append(ok)
             answers.append(t.answer)
-        groups = group_answers(answers, timeout_s=timeout_s, stats=stats)
-        ids = [-1 if g is None else g for g in groups]
-        answer_correct: list[bool] = []
-        first: list[str | None] = []
-        for ans, g, ok in zip(answers, ids, correct, strict=True):
-            if g < 0:
-                continue
-            if g == len(answer_correct):
-                answer_correct.append(ok)
-                first.append(ans)
-            elif answer_correct[g] != ok:
-                raise RecordError(
-                    "equivalent answers are marked both correct and wrong",
-                    got=[first[g], ans],
-                    expected="one correctness per group of equivalent answers",
-                    fix="check every answer with the same checker (prmkit check)",
-                    where=f"problem {pid!r}",
-                )
+        ids, answer_correct = answer_groups(
+            answers, correct, timeout_s=timeout_s, stats=stats, where=f"problem {pid!r}"
+        )
         scores = {
             how: np.array([aggregate(t.step_scores, how) for t in group]) for how in AGGREGATIONS
         }
@@ -181,13 +168,6 @@ def group_problems(
     return problems
 
 
-def pass_at_n(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k)."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
-
-
 def _subsets(n: int, k: int, n_subsets: int, rng: np.random.Generator) -> tuple[np.ndarray, bool]:
     """(S, k) index subsets without replacement; all of them (exact) when C(n, k) <= n_subsets."""
     if math.comb(n, k) <= n_subsets:
@@ -199,26 +179,6 @@ def _pick_best(values: np.ndarray, correct: np.ndarray) -> np.ndarray:
     """(S, k) scores and correctness -> (S,) expected correctness of the argmax (ties shared)."""
     tied = values == values.max(axis=1, keepdims=True)
     return (tied & correct).sum(axis=1) / tied.sum(axis=1)
-
-
-def _vote(answer_ids: np.ndarray, weights: np.ndarray, answer_correct: np.ndarray) -> np.ndarray:
-    """(S, k) answer ids (-1 = none) and weights -> (S,) expected correctness of the vote."""
-    n_sub, k = answer_ids.shape
-    n_ans = len(answer_correct)
-    if n_ans == 0:
-        return np.zeros(n_sub)
-    rows = np.repeat(np.arange(n_sub), k)
-    cols = answer_ids.ravel()
-    keep = cols >= 0
-    totals = np.zeros((n_sub, n_ans))
-    present = np.zeros((n_sub, n_ans), dtype=bool)
-    np.add.at(totals, (rows[keep], cols[keep]), weights.ravel()[keep])
-    present[rows[keep], cols[keep]] = True
-    best = np.where(present, totals, -np.inf).max(axis=1, keepdims=True)
-    winners = present & (totals == best)
-    n_win = winners.sum(axis=1)
-    hits = (winners & answer_correct[None, :]).sum(axis=1)
-    return np.where(n_win > 0, hits / np.maximum(n_win, 1), 0.0)
 
 
 def _methods() -> list[str]:
@@ -234,14 +194,14 @@ def _problem_values(
 ) -> tuple[dict[str, float], bool]:
     n = len(p.correct)
     idx, exact = _subsets(n, k, n_subsets, rng)
-    out = {"pass": pass_at_n(n, int(p.correct.sum()), k)}
+    out = {"pass": pass_at_k(n, int(p.correct.sum()), k)}
     answer_ids = p.answer_ids[idx]
-    out["majority"] = float(_vote(answer_ids, np.ones(idx.shape), p.answer_correct).mean())
+    out["majority"] = float(vote_accuracy(answer_ids, np.ones(idx.shape), p.answer_correct).mean())
     correct = p.correct[idx]
     for how in AGGREGATIONS:
         s = p.scores[how][idx]
         out[f"prm_{how}"] = float(_pick_best(s, correct).mean())
-        out[f"weighted_{how}"] = float(_vote(answer_ids, s, p.answer_correct).mean())
+        out[f"weighted_{how}"] = float(vote_accuracy(answer_ids, s, p.answer_correct).mean())
     return out, exact
 
 
@@ -334,7 +294,7 @@ def best_of_n(
         for m, vals in per_problem.items():
             mean, ci = summarize(vals)
             curves[m].append({"n": k, "mean": mean, "ci": ci, "exact": all_exact or m == "pass"})
-    acc1 = np.array([p.correct.mean() for p in problems])
+    acc1 = np.array([pass_at_k(len(p.correct), int(p.correct.sum()), 1) for p in problems])
     mean1, ci1 = summarize(acc1)
     notes = []
     policy_tokens = None
@@ -368,14 +328,21 @@ def best_of_n(
     }
 
 
-def run_best_of_n(
-    scores: str | os.PathLike[str],
+def evaluate_best_of_n(
+    scores: str | os.PathLike[str] | Iterable[ScoredTrace],
     *,
     correct_key: str = "correct",
     correct_from: Literal["meta", "labels"] = "meta",
-    **kwargs: Any,
+    ns: Sequence[int] | None = None,
+    n_subsets: int = 200,
+    n_bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Read ScoredTrace records and run :func:`best_of_n` (keyword arguments pass through).
+    """Best-of-N curves from scored solutions, given as records or their file.
+
+    Runs :func:`group_problems`, then :func:`best_of_n` (see there for the arguments and the
+    result).
 
     The result adds ``answer_grouping``: ``{"answers", "groups", "comparisons", "failures"}``
     (solutions with an answer, groups of equivalent answers, math-verify comparisons made, and
@@ -383,18 +350,34 @@ def run_best_of_n(
 
     Raises:
         DataFormatError: the file holds no traces.
+        PrmkitError: no traces given.
+
+    Example:
+        >>> out = evaluate_best_of_n("samples_scored.jsonl", ns=[1, 4, 16])  # doctest: +SKIP
+        >>> [row["mean"] for row in out["curves"]["majority"]]  # doctest: +SKIP
+        [52.0, 61.5, 66.0]
     """
-    traces = read_nonempty(
-        scores,
-        ScoredTrace,
-        noun="scored traces",
-        fix="pass the output of prmkit score (did an earlier stage write nothing?)",
-    )
+    if isinstance(scores, (str, os.PathLike)):
+        traces = read_nonempty(
+            scores,
+            ScoredTrace,
+            noun="scored traces",
+            fix="pass the output of prmkit score (did an earlier stage write nothing?)",
+        )
+    else:
+        traces = list(scores)
     stats = VerifyStats()
     problems = group_problems(
         traces, correct_key=correct_key, correct_from=correct_from, stats=stats
     )
-    result = best_of_n(problems, **kwargs)
+    result = best_of_n(
+        problems,
+        ns=ns,
+        n_subsets=n_subsets,
+        n_bootstrap=n_bootstrap,
+        confidence=confidence,
+        seed=seed,
+    )
     result["answer_grouping"] = {
         "answers": int(sum((p.answer_ids >= 0).sum() for p in problems)),
         "groups": sum(len(p.answer_correct) for p in problems),

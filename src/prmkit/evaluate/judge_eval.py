@@ -28,6 +28,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,14 @@ from prmkit.generate.protocol import Generator, SamplingParams
 from prmkit.io import iter_jsonl
 from prmkit.records import Record, Trace
 
-__all__ = ["judge_params", "judge_predictions", "load_subset_traces", "processbench_vote"]
+__all__ = [
+    "JUDGE_SAMPLING",
+    "judge_params",
+    "judge_predictions",
+    "judge_processbench",
+    "load_subset_traces",
+    "processbench_vote",
+]
 
 _BOXED_TEXT = re.compile(r"\\boxed\{([^}]*)\}")
 
@@ -59,11 +67,25 @@ def processbench_vote(texts: Sequence[str]) -> int | None:
         return None
 
 
-def judge_params(votes: int, max_new_tokens: int, seed: int = 42) -> SamplingParams:
-    """ProcessBench's sampling: greedy for one vote, temperature 1 and top-p 0.9 for several."""
-    if votes == 1:
-        return SamplingParams(temperature=0.0, max_new_tokens=max_new_tokens, seed=seed)
-    return SamplingParams(temperature=1.0, top_p=0.9, max_new_tokens=max_new_tokens, seed=seed)
+JUDGE_SAMPLING = SamplingParams(temperature=0.0, top_p=1.0, max_new_tokens=2048, seed=42)
+"""The judge's default sampling: greedy, as ProcessBench's one-vote critic; critiques up to 2048
+tokens."""
+
+
+def judge_params(votes: int, sampling: SamplingParams = JUDGE_SAMPLING) -> SamplingParams:
+    """The judge's sampling for ``votes`` votes, by ProcessBench's rule.
+
+    One vote: ``sampling`` as given (greedy by default). Several votes: N greedy critiques would
+    all be the same, so a greedy ``sampling`` becomes ProcessBench's voting sampling
+    (``--use_voting``: temperature 1, top-p 0.9); a temperature above 0 is used as given.
+
+    Example:
+        >>> judge_params(8).temperature, judge_params(8).top_p
+        (1.0, 0.9)
+    """
+    if votes > 1 and sampling.temperature == 0:
+        return replace(sampling, temperature=1.0, top_p=0.9)
+    return sampling
 
 
 def load_subset_traces(path: str | os.PathLike[str]) -> list[Trace]:
@@ -111,8 +133,7 @@ def judge_predictions(
     store: RolloutStore,
     *,
     votes: int = 1,
-    max_new_tokens: int = 2048,
-    seed: int = 42,
+    sampling: SamplingParams = JUDGE_SAMPLING,
     judge: str = "",
     template: str = DEFAULT_TEMPLATE,
     max_prompts_per_call: int = 8,
@@ -121,13 +142,15 @@ def judge_predictions(
 
     A prediction is ``None`` when the judge gave no usable answer, or pointed past the last
     step; :func:`~prmkit.evaluate.processbench.evaluate_predictions` counts those as wrong.
+    ``sampling`` goes through :func:`judge_params`; its seed (0 when ``None``) also keys the
+    store.
     """
     labeler = JudgeLabeler(
         generator,
         store,
         votes=votes,
-        params=judge_params(votes, max_new_tokens, seed),
-        seed=seed,
+        params=judge_params(votes, sampling),
+        seed=sampling.seed if sampling.seed is not None else 0,
         judge=judge,
         template=template,
         max_prompts_per_call=max_prompts_per_call,
@@ -153,4 +176,80 @@ def judge_predictions(
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
     }
+    return predictions, summary
+
+
+def judge_processbench(
+    data: Sequence[str | os.PathLike[str]],
+    generator: Generator,
+    *,
+    votes: int = 1,
+    sampling: SamplingParams = JUDGE_SAMPLING,
+    judge: str = "",
+    template: str = DEFAULT_TEMPLATE,
+    store: str | os.PathLike[str] | None = None,
+    batch: int = 8,
+    predictions_out: str | os.PathLike[str] | None = None,
+) -> tuple[dict[str, int | None], dict[str, Any]]:
+    """An LLM critic's first-error prediction for every sample of the ProcessBench subset files.
+
+    Every file is checked before the judge is asked anything. Each critique is kept in a
+    :class:`~prmkit.annotate.store.RolloutStore` at ``store`` (a temporary file when ``None``),
+    so a rerun with the same store asks the judge only what it has not answered.
+
+    Args:
+        data: The subset files (ProcessBench JSON, or JSONL with the problem text).
+        generator: The judge (any :class:`~prmkit.generate.protocol.Generator`).
+        votes: Critiques per sample (1 = ProcessBench's greedy critic).
+        sampling: The critic's sampling (see :func:`judge_params`).
+        judge: The judge's name, recorded in the summary and keying the store.
+        template: Prompt template under ``prmkit/prompts`` (slots ``{problem}``,
+            ``{paragraphs}``).
+        store: The SQLite file of critiques.
+        batch: Samples judged per generator call.
+        predictions_out: Also write the predictions as JSONL ``{"id", "prediction"}``.
+
+    Returns:
+        ``(predictions, summary)`` as :func:`judge_predictions`, the summary with ``store``.
+
+    Raises:
+        ConfigError: ``votes`` or ``batch`` < 1.
+        DataFormatError: a subset file is malformed.
+
+    Example:
+        >>> from prmkit.generate import OpenAIGenerator
+        >>> critic = OpenAIGenerator("http://localhost:8000/v1", "Qwen/Qwen2.5-7B-Instruct")
+        >>> preds, summary = judge_processbench(["math.json"], critic)  # doctest: +SKIP
+        >>> evaluate_processbench(["math.json"], predictions=preds)["mean_f1"]  # doctest: +SKIP
+        48.3
+    """
+    import tempfile
+
+    from prmkit.config import check_range
+    from prmkit.evaluate.processbench import load_subset
+    from prmkit.io import write_jsonl
+
+    check_range("votes", votes, ge=1)
+    check_range("batch", batch, ge=1)
+    for path in data:  # the data's own checks first, before the judge is asked
+        load_subset(path)
+    traces = [t for path in data for t in load_subset_traces(path)]
+    with tempfile.TemporaryDirectory() as tmp:
+        rollouts = RolloutStore(store if store is not None else f"{tmp}/judge.sqlite")
+        try:
+            predictions, summary = judge_predictions(
+                traces,
+                generator,
+                rollouts,
+                votes=votes,
+                sampling=sampling,
+                judge=judge,
+                template=template,
+                max_prompts_per_call=batch,
+            )
+        finally:
+            rollouts.close()
+    summary["store"] = None if store is None else str(store)
+    if predictions_out is not None:
+        write_jsonl(predictions_out, ({"id": k, "prediction": v} for k, v in predictions.items()))
     return predictions, summary

@@ -49,7 +49,6 @@ __all__ = [
     "evaluate_prmbench",
     "f1_score",
     "prm_score",
-    "run_prmbench",
 ]
 
 CORRECT_CLASS = "correct"
@@ -176,7 +175,7 @@ def _notes(n_repeated: int, n_blank: int) -> list[str]:
 
 
 def evaluate_prmbench(
-    traces: Iterable[ScoredTrace],
+    traces: str | os.PathLike[str] | Iterable[ScoredTrace],
     threshold: float = 0.5,
     class_key: str = "classification",
     repeated_pairs: Literal["first", "all"] = "first",
@@ -184,7 +183,8 @@ def evaluate_prmbench(
     """PRMScore per class, per group and overall (percentages).
 
     Args:
-        traces: Scored traces with ``labels`` and the error class in ``meta[class_key]``.
+        traces: Scored traces with ``labels`` and the error class in ``meta[class_key]``, or
+            their file.
         threshold: A step scoring above it is predicted correct; in [0, 1] when every score is a
             probability, any finite number for log-ratio (implicit head) scores.
         class_key: The ``meta`` key naming the class.
@@ -202,6 +202,12 @@ def evaluate_prmbench(
     Raises:
         RecordError: a trace without labels or without a class, or a repeated id.
         ConfigError: the threshold is out of range, or ``repeated_pairs`` is unknown.
+        DataFormatError: the file holds no traces.
+
+    Example:
+        >>> result = evaluate_prmbench("prmbench_scored.jsonl")  # doctest: +SKIP
+        >>> result["overall"]["prm_score"], result["groups"]  # doctest: +SKIP
+        (52.3, {'simplicity': 48.1, 'soundness': 53.0, 'sensitivity': 55.2})
     """
     check_range("threshold", threshold)
     if repeated_pairs not in ("first", "all"):
@@ -210,6 +216,13 @@ def evaluate_prmbench(
             got=repeated_pairs,
             expected="'first' or 'all'",
             fix="use 'first' (PRMBench's rule) or 'all'",
+        )
+    if isinstance(traces, (str, os.PathLike)):
+        traces = read_nonempty(
+            traces,
+            ScoredTrace,
+            noun="scored traces",
+            fix="pass the output of prmkit score (did an earlier stage write nothing?)",
         )
     probabilities = True
     per_class: dict[str, Confusion] = {}
@@ -279,23 +292,3 @@ def evaluate_prmbench(
         "n_blank_steps_unscored": n_blank,
         "notes": _notes(n_repeated, n_blank),
     }
-
-
-def run_prmbench(
-    scores: str | os.PathLike[str],
-    threshold: float = 0.5,
-    class_key: str = "classification",
-    repeated_pairs: Literal["first", "all"] = "first",
-) -> dict[str, Any]:
-    """Read ScoredTrace records and run :func:`evaluate_prmbench`.
-
-    Raises:
-        DataFormatError: the file holds no traces.
-    """
-    traces = read_nonempty(
-        scores,
-        ScoredTrace,
-        noun="scored traces",
-        fix="pass the output of prmkit score (did an earlier stage write nothing?)",
-    )
-    return evaluate_prmbench(traces, threshold, class_key, repeated_pairs)

@@ -34,7 +34,7 @@ import numpy as np
 from prmkit.config import check_range
 from prmkit.errors import DataFormatError, PrmkitError, RecordError
 from prmkit.io import iter_jsonl, read_json
-from prmkit.records import Record, ScoredTrace, read_records
+from prmkit.records import Record, ScoredTrace, Trace, read_records
 
 __all__ = [
     "Sample",
@@ -42,12 +42,12 @@ __all__ = [
     "ThresholdSelectionError",
     "choose_threshold",
     "evaluate_predictions",
+    "evaluate_processbench",
     "first_error_prediction",
     "harmonic_f1",
     "load_predictions",
     "load_subset",
     "predictions_from_scores",
-    "run_processbench",
     "step_digests",
     "subset_metrics",
     "subset_name",
@@ -318,25 +318,73 @@ def load_predictions(path: str | os.PathLike[str]) -> dict[str, int | None]:
     return out
 
 
-def _load_scores(path: str | os.PathLike[str]) -> dict[str, ScoredTrace]:
+def _load_scores(source: str | os.PathLike[str] | Iterable[ScoredTrace]) -> dict[str, ScoredTrace]:
+    """Scored traces by id, from a file or from records; ids must be unique."""
+    is_path = isinstance(source, (str, os.PathLike))
+    where = str(source) if is_path else "the scored traces"
+    records = read_records(source, ScoredTrace) if is_path else source
     out: dict[str, ScoredTrace] = {}
-    for record in read_records(path, ScoredTrace):
+    for record in records:
+        if not isinstance(record, ScoredTrace):
+            raise RecordError(
+                "not a scored trace",
+                got=type(record).__name__,
+                expected="ScoredTrace records",
+                fix="pass the output of prmkit score",
+            )
         if record.id in out:
             raise DataFormatError(
                 "repeated id",
                 got=record.id,
                 expected="one scored trace per id",
                 fix="remove the duplicate",
-                where=str(path),
+                where=where,
             )
         out[record.id] = record
     if not out:
         raise DataFormatError(
-            f"0 scored traces in {path}",
+            f"0 scored traces in {where}",
             expected="ScoredTrace records",
             fix="pass the output of prmkit score (did an earlier stage write nothing?)",
         )
     return out
+
+
+def _subset_of_records(name: str, records: Iterable[Sample | Trace]) -> list[Sample]:
+    """The samples of a subset given as records: labelled traces (``first_error`` is the label)."""
+    samples, seen = [], set()
+    for record in records:
+        where = f"subset {name!r}"
+        if isinstance(record, Sample):
+            sample = record
+        else:
+            label = getattr(record, "first_error", None)
+            if getattr(record, "labels", None) is None or label is None:
+                raise RecordError(
+                    "record has no labels",
+                    got=getattr(record, "id", type(record).__name__),
+                    expected="a LabeledTrace, or a ScoredTrace with labels",
+                    fix="label the traces first (prmkit annotate / check)",
+                    where=where,
+                )
+            sample = Sample(record.id, label, len(record.steps), step_digests(record.steps))
+        if sample.id in seen:
+            raise DataFormatError(
+                "repeated id",
+                got=sample.id,
+                expected="unique ids",
+                fix="remove the duplicate",
+                where=where,
+            )
+        seen.add(sample.id)
+        samples.append(sample)
+    if not samples:
+        raise DataFormatError(
+            f"0 samples in subset {name!r}",
+            expected="a ProcessBench subset with at least one sample",
+            fix="pass the subset's labelled traces",
+        )
+    return samples
 
 
 def predictions_from_scores(
@@ -509,31 +557,38 @@ def evaluate_predictions(
     }
 
 
-def _same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+def _same_file(a: Any, b: Any) -> bool:
+    if not isinstance(a, (str, os.PathLike)) or not isinstance(b, (str, os.PathLike)):
+        return False
     try:
         return os.path.samefile(a, b)
     except OSError:
         return False
 
 
-def run_processbench(
-    data: Sequence[str | os.PathLike[str]],
+def evaluate_processbench(
+    data: Sequence[str | os.PathLike[str]] | Mapping[str, Iterable[Sample | Trace]],
     *,
     predictions: str | os.PathLike[str] | Mapping[str, int | None] | None = None,
-    scores: str | os.PathLike[str] | None = None,
+    scores: str | os.PathLike[str] | Iterable[ScoredTrace] | None = None,
     threshold: float | None = None,
-    threshold_from: str | os.PathLike[str] | None = None,
+    threshold_from: str | os.PathLike[str] | Iterable[ScoredTrace] | None = None,
     oracle_threshold: bool = False,
     allow_missing: bool = False,
 ) -> dict[str, Any]:
-    """The whole ``prmkit eval processbench`` computation.
+    """ProcessBench F1 per subset from predictions or from a PRM's step scores.
+
+    ``data`` is the subset files (ProcessBench JSON, or JSONL of ProcessBench objects or labelled
+    records; a subset is named by its file name before the first dot), or a mapping from subset
+    name to labelled traces (``first_error`` is the label) or :class:`Sample` objects.
 
     Give either ``predictions`` (a JSONL of ``{id, prediction}``, or a mapping already made,
-    e.g. by :func:`~prmkit.evaluate.judge_eval.judge_predictions`) or ``scores`` (ScoredTrace
-    records) with exactly one way to set the threshold: ``threshold`` (given), ``threshold_from``
-    (ScoredTrace records with labels: the F1-maximizing threshold there; the split must share no
-    file and no id with the evaluated data), or ``oracle_threshold`` (chosen on the evaluated data
-    itself, pooled over subsets; the result says ``"threshold_source": "oracle"``).
+    e.g. by :func:`~prmkit.evaluate.judge_eval.judge_processbench`) or ``scores`` (ScoredTrace
+    records, or their file) with exactly one way to set the threshold: ``threshold`` (given),
+    ``threshold_from`` (ScoredTrace records with labels, or their file: the F1-maximizing
+    threshold there; the split must share no file and no id with the evaluated data), or
+    ``oracle_threshold`` (chosen on the evaluated data itself, pooled over subsets; the result
+    says ``"threshold_source": "oracle"``).
 
     A given ``threshold`` must be in [0, 1] when every score is a probability; log-ratio scores
     (implicit head) take any finite threshold.
@@ -541,9 +596,9 @@ def run_processbench(
     Returns:
         The result of :func:`evaluate_predictions` plus ``threshold`` (``None`` for
         predictions), ``threshold_source`` (``"predictions"``, ``"given"``,
-        ``"split:<path>"`` or ``"oracle"``) and ``split_f1`` / ``oracle_f1`` where chosen.
-        ``n_unused_predictions`` counts predictions or scored traces whose id is not in the
-        data (ignored; ``notes`` says so).
+        ``"split:<path>"`` (``"split"`` for records) or ``"oracle"``) and ``split_f1`` /
+        ``oracle_f1`` where chosen. ``n_unused_predictions`` counts predictions or scored
+        traces whose id is not in the data (ignored; ``notes`` says so).
 
     Raises:
         ThresholdSelectionError: the threshold would come from the evaluated data without
@@ -551,6 +606,13 @@ def run_processbench(
         ConfigError: a given threshold out of range.
         DataFormatError: a file holds no records, or a scored trace's steps differ from the
             data's.
+
+    Example:
+        >>> result = evaluate_processbench(  # doctest: +SKIP
+        ...     ["math.json"], scores="math_scored.jsonl", threshold_from="dev_scored.jsonl"
+        ... )
+        >>> result["mean_f1"], result["threshold_source"]  # doctest: +SKIP
+        (61.2, 'split:dev_scored.jsonl')
     """
     if not data:
         raise PrmkitError(
@@ -559,7 +621,9 @@ def run_processbench(
             fix="pass the ProcessBench subset files",
         )
     subsets: dict[str, list[Sample]] = {}
-    for path in data:
+    if isinstance(data, Mapping):
+        subsets = {str(name): _subset_of_records(str(name), recs) for name, recs in data.items()}
+    for path in [] if isinstance(data, Mapping) else data:
         name = subset_name(path)
         if name in subsets:
             raise PrmkitError(
@@ -616,7 +680,9 @@ def run_processbench(
             check_range("threshold", threshold, **({"ge": 0, "le": 1} if unit else {}))
             t, source = float(threshold), "given"
         elif threshold_from is not None:
-            leaks = [p for p in [scores, *data] if _same_file(threshold_from, p)]
+            files = [] if isinstance(data, Mapping) else list(data)
+            leaks = [p for p in [scores, *files] if _same_file(threshold_from, p)]
+            leaks += [scores] if threshold_from is scores else []
             if leaks:
                 raise ThresholdSelectionError(
                     "the threshold split is the evaluated data itself",
@@ -647,7 +713,8 @@ def run_processbench(
                     (trace.first_error if trace.first_error is not None else -1, trace.step_scores)
                 )
             t, split_f1 = choose_threshold(items)
-            source = f"split:{threshold_from}"
+            is_path = isinstance(threshold_from, (str, os.PathLike))
+            source = f"split:{threshold_from}" if is_path else "split"
             extra["split_f1"] = split_f1
         else:
             missing = [s.id for s in samples if s.id not in scored]

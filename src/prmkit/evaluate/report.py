@@ -1,4 +1,4 @@
-"""``prmkit report RUN_DIR``: one self-contained HTML page and a Markdown summary of a run.
+"""The run report: one self-contained HTML page and a Markdown summary of a run's results.
 
 Reads every ``*.json`` under RUN_DIR that carries a ``"benchmark"`` key and shows the kinds it
 knows, in pipeline order: ``policy`` (the sampling policy's pass@1 / maj@N / pass@N and where its
@@ -12,15 +12,17 @@ ScoredTrace files (``--traces FILE``, default: ``*scored*.jsonl`` under RUN_DIR)
 
 Writes ``report.html`` (inline CSS and SVG, no scripts, no external resources) and ``report.md``.
 The schemas of the ``policy`` and ``annotation`` results are in ``docs/evaluate.md``.
+:func:`write_report` is the stage (``prmkit report RUN_DIR``, :mod:`prmkit.evaluate.report_cli`,
+settings in :class:`ReportConfig`); :func:`build_report` and the renderers are its parts.
 
 Example:
-    prmkit eval bon --scores runs/demo/bon_scored.jsonl --output runs/demo/bon.json
-    prmkit report runs/demo
+    >>> paths = write_report("runs/demo")  # doctest: +SKIP
+    >>> [p.name for p in paths]  # doctest: +SKIP
+    ['report.html', 'report.md']
 """
 
 from __future__ import annotations
 
-import argparse
 import html
 import os
 from collections.abc import Mapping, Sequence
@@ -28,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prmkit.config import check_range
+from prmkit.config import check_range, check_ranges, option
 from prmkit.errors import DataFormatError, PrmkitError
 from prmkit.evaluate.report_svg import (
     bon_svg,
@@ -41,11 +43,10 @@ from prmkit.io import atomic_write, read_json
 
 __all__ = [
     "KINDS",
-    "add_arguments",
+    "ReportConfig",
     "build_report",
     "render_html",
     "render_markdown",
-    "run",
     "write_report",
 ]
 
@@ -613,23 +614,34 @@ def write_report(
     return paths
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """``prmkit report RUN_DIR [--traces FILE ...] [--n-traces 6] [--out-dir DIR]``."""
-    parser.add_argument("run_dir", help="folder with the result JSON files (see docs/evaluate.md)")
-    parser.add_argument(
-        "--traces",
-        action="append",
-        default=None,
-        metavar="FILE",
-        help="labelled ScoredTrace files for the per-step view "
-        "(default: *scored*.jsonl under RUN_DIR)",
+@dataclass
+class ReportConfig:
+    """Settings of ``prmkit report`` (the arguments of :func:`write_report`)."""
+
+    run_dir: str = option("", "folder with the result JSON files (see docs/evaluate.md)")
+    traces: list[str] | None = option(
+        None,
+        "labelled ScoredTrace files for the per-step view (null: *scored*.jsonl under run_dir)",
     )
-    parser.add_argument("--n-traces", type=int, default=6, help="sample traces to show (>= 0)")
-    parser.add_argument("--out-dir", default=None, help="where to write (default: RUN_DIR)")
+    n_traces: int = option(6, "sample traces to show", ge=0)
+    out_dir: str | None = option(None, "where to write report.html and report.md (null: run_dir)")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Write ``report.html`` and ``report.md``."""
-    html_path, md_path = write_report(args.run_dir, args.traces, args.n_traces, args.out_dir)
-    print(f"wrote {html_path} and {md_path}")
-    return 0
+def add_arguments(parser: Any) -> None:
+    """``prmkit report``'s arguments (:mod:`prmkit.evaluate.report_cli`, where the command lives).
+
+    Kept until the ``report`` entry of ``prmkit.cli.STAGES`` names ``report_cli``.
+    """
+    from prmkit.evaluate import report_cli
+
+    report_cli.add_arguments(parser)
+
+
+def run(args: Any) -> int:
+    """Run ``prmkit report`` (:func:`prmkit.evaluate.report_cli.run`)."""
+    from prmkit.evaluate import report_cli
+
+    return report_cli.run(args)

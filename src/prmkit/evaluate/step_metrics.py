@@ -31,9 +31,9 @@ from prmkit.records import ScoredTrace, read_nonempty
 __all__ = [
     "auroc",
     "calibration_bins",
+    "evaluate_steps",
     "expected_calibration_error",
     "last_step_min_share",
-    "run_step_metrics",
     "step_metrics",
 ]
 
@@ -174,16 +174,25 @@ def step_metrics(traces: Iterable[ScoredTrace], n_bins: int = 10) -> dict[str, A
     }
 
 
-def run_step_metrics(scores: str | os.PathLike[str], n_bins: int = 10) -> dict[str, Any]:
-    """Read ScoredTrace records and run :func:`step_metrics`.
+def evaluate_steps(
+    scores: str | os.PathLike[str] | Iterable[ScoredTrace], n_bins: int = 10
+) -> dict[str, Any]:
+    """Step metrics (:func:`step_metrics`) of scored traces, given as records or their file.
 
     Raises:
         DataFormatError: the file holds no traces.
+        ConfigError: ``n_bins`` < 1.
+
+    Example:
+        >>> result = evaluate_steps("scored.jsonl")  # doctest: +SKIP
+        >>> result["auroc"], result["ece"], result["last_step_min"]["share"]  # doctest: +SKIP
+        (0.71, 0.08, 0.2)
     """
-    traces = read_nonempty(
-        scores,
-        ScoredTrace,
-        noun="scored traces",
-        fix="pass the output of prmkit score (did an earlier stage write nothing?)",
-    )
-    return step_metrics(traces, n_bins)
+    if isinstance(scores, (str, os.PathLike)):
+        scores = read_nonempty(
+            scores,
+            ScoredTrace,
+            noun="scored traces",
+            fix="pass the output of prmkit score (did an earlier stage write nothing?)",
+        )
+    return step_metrics(scores, n_bins)

@@ -5,11 +5,13 @@ For each problem the policy samples ``k`` solutions; each is split into steps an
 
 * ``pass@1``: the mean share of correct samples (the unbiased estimate from ``k`` samples),
 * ``pass@k``: the share of problems with at least one correct sample,
-* ``maj@k``: the share of problems whose most frequent final answer (ties: the first seen) is
-  the gold answer,
+* ``maj@k``: the share of problems whose most frequent final answer is the gold answer
+  (answers grouped by math-verify equivalence; a tie counts fractionally),
 * the histogram of first-error step positions over all wrong samples (``0`` = the first step).
 
-A sample is correct when every step is correct and it ends with the right answer line.
+A sample is correct when every step is correct and it ends with the right answer line. The
+numbers come from :func:`prmkit.tasks.accuracy.accuracy_at_k`, the pass@k / maj@k that best-of-N
+and the demo use too.
 
 Example:
     >>> from prmkit.generate import SamplingParams, TransformersGenerator
@@ -128,6 +130,7 @@ def evaluate_policy(
         seed: Sampling seed.
     """
     from prmkit.steps import split_steps
+    from prmkit.tasks.accuracy import Attempt, accuracy_at_k
     from prmkit.tasks.arithmetic_check import check_steps
     from prmkit.tasks.prompts import render_prompt
 
@@ -138,38 +141,30 @@ def evaluate_policy(
     out = generator.sample([render_prompt(p) for p in problems], k, params)
     first_errors: Counter[int] = Counter()
     samples: list[tuple[str, str, int]] = []
-    share = hits = majority = correct = no_answer = tokens = 0.0
+    attempts: list[list[Attempt]] = []
+    no_answer = tokens = 0
     for problem, group in zip(problems, out, strict=True):
-        good = 0
-        answers: Counter[str] = Counter()
+        attempts.append([])
         for completion in group:
             tokens += completion.completion_tokens
             check = check_steps(problem, split_steps(completion.text))
             ok = check.first_error == -1 and check.answer_correct
-            good += ok
-            if check.final_answer is None:
-                no_answer += 1
-            else:
-                answers[check.final_answer] += 1
+            attempts[-1].append(Attempt(ok, check.final_answer, check.answer_correct))
+            no_answer += check.final_answer is None
             if not ok:
                 first_errors[check.first_error] += 1
             samples.append((problem.id, completion.text, check.first_error))
-        share += good / len(group)
-        hits += good > 0
-        correct += good
-        if answers and answers.most_common(1)[0][0] == problem.answer:
-            majority += 1
-    n = max(len(problems), 1)
+    acc = accuracy_at_k(attempts)
     return PolicyEval(
         n_problems=len(problems),
         k=k,
-        pass_at_1=share / n,
-        pass_at_k=hits / n,
-        maj_at_k=majority / n,
+        pass_at_1=acc.pass_at_1,
+        pass_at_k=acc.pass_at_k,
+        maj_at_k=acc.maj_at_k,
         first_errors=dict(first_errors),
-        correct=int(correct),
-        no_answer=int(no_answer),
-        completion_tokens=int(tokens),
+        correct=sum(a.correct for group in attempts for a in group),
+        no_answer=no_answer,
+        completion_tokens=tokens,
         wall_s=time.perf_counter() - start,
         samples=samples,
     )
