@@ -102,7 +102,7 @@ class PRMSpec:
         label_tokens: ``labeltok``: ``[positive, negative]`` token texts (one token each).
         label_token_ids: ``labeltok``: explicit ``[positive, negative]`` ids; they take
             precedence over ``label_tokens`` (e.g. Math-Shepherd's ``encode("+ -")[1:]``).
-        beta: ``implicit``: the log-ratio scale.
+        beta: ``implicit``: the log-ratio scale (0.05, as PRIME and Yuan et al. 2024).
         probe_layer: ``probe``: which hidden-state layer feeds the MLP (-1 = last).
         probe_hidden: ``probe``: MLP width (0 = a linear probe).
         max_length: Inputs are cut to this many tokens.
@@ -123,7 +123,7 @@ class PRMSpec:
     positive_index: int = 1
     label_tokens: list[str] | None = None
     label_token_ids: list[int] | None = None
-    beta: float = 1.0
+    beta: float = 0.05
     probe_layer: int = -1
     probe_hidden: int = 256
     max_length: int = 2048
