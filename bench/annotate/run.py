@@ -156,7 +156,7 @@ def main() -> int:
     adapter = None
     if args.adapter == "warmup":
         from prmkit.config import load_config
-        from prmkit.policy.cli import WarmupConfig, warmup_from_config
+        from prmkit.policy import WarmupConfig, warmup_from_config
 
         adapter = warmup_from_config(load_config(WarmupConfig, args.warmup_recipe))
     elif args.adapter != "none":

@@ -12,10 +12,10 @@ from prmkit.errors import CheckerError, ConfigError
 from prmkit.records import Problem, Trace
 from prmkit.steps import split_steps
 from prmkit.tasks import (
+    arithmetic_problems,
     build_problem,
     check_solution,
     check_steps,
-    generate,
     gold_solution,
     gold_text,
     label_trace,
@@ -490,17 +490,17 @@ def test_checker_rejects_other_tasks():
 
 
 def test_same_seed_same_problems_and_prefix_stability():
-    a = [p.to_dict() for p in generate(20, seed=7)]
-    b = [p.to_dict() for p in generate(20, seed=7)]
+    a = [p.to_dict() for p in arithmetic_problems(20, seed=7)]
+    b = [p.to_dict() for p in arithmetic_problems(20, seed=7)]
     assert a == b
-    assert [p.to_dict() for p in generate(5, seed=7)] == a[:5]
-    assert generate(3, seed=7, start_index=4)[0].to_dict() == a[4]
-    assert [p.prompt for p in generate(20, seed=8)] != [d["prompt"] for d in a]
+    assert [p.to_dict() for p in arithmetic_problems(5, seed=7)] == a[:5]
+    assert arithmetic_problems(3, seed=7, start_index=4)[0].to_dict() == a[4]
+    assert [p.prompt for p in arithmetic_problems(20, seed=8)] != [d["prompt"] for d in a]
 
 
 @pytest.mark.parametrize("ops", [("+", "-", "*"), ("+", "-", "*", "/"), ("+", "-"), ("*", "/")])
 def test_gold_solutions_pass_the_checker(ops):
-    problems = generate(500 if len(ops) == 3 else 150, seed=1, ops=ops)
+    problems = arithmetic_problems(500 if len(ops) == 3 else 150, seed=1, ops=ops)
     steps_seen = set()
     for p in problems:
         meta = p.meta
@@ -520,7 +520,7 @@ def test_gold_solutions_pass_the_checker(ops):
 
 
 def test_fixed_step_count_and_ranges():
-    for p in generate(50, seed=2, n_steps=4, add_range=(1, 9), mul_range=(2, 3), max_value=99):
+    for p in arithmetic_problems(50, seed=2, n_steps=4, add_range=(1, 9), mul_range=(2, 3), max_value=99):
         assert p.meta["n_steps"] == 4
         for op, n in zip(p.meta["ops"], p.meta["operands"], strict=True):
             assert 1 <= n <= 9 if op in "+-" else 2 <= n <= 3
@@ -593,7 +593,7 @@ def test_mutated_gold_solutions_fail_at_the_mutated_step():
 
     rng = random.Random(0)
     checked = 0
-    for p in generate(300, seed=5, ops=("+", "-", "*", "/")):
+    for p in arithmetic_problems(300, seed=5, ops=("+", "-", "*", "/")):
         states, ops, operands = p.meta["states"], p.meta["ops"], p.meta["operands"]
         steps = gold_solution(p)
         i = rng.randrange(len(ops))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import sys
 
 from prmkit.annotate.config import AnnotateConfig
 from prmkit.annotate.stage import annotate
@@ -56,9 +55,3 @@ def run(args: argparse.Namespace) -> int:
         )
     print("\n".join(annotate(cfg).lines()))
     return 0
-
-
-if __name__ == "__main__":
-    from prmkit.cli import main
-
-    raise SystemExit(main(["annotate", *sys.argv[1:]]))

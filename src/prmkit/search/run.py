@@ -65,13 +65,13 @@ def run_search(
     """
     from tqdm import tqdm
 
-    from prmkit.generate.cli import read_problems
     from prmkit.generate.transformers_backend import TransformersGenerator
     from prmkit.io import write_json
     from prmkit.records import write_records
     from prmkit.score.incremental import IncrementalPRMScorer
     from prmkit.search.compare import compare_with_best_of_n, mark_correct
     from prmkit.search.methods import _aggregation, search
+    from prmkit.tasks import read_problems
 
     for key, given in (("problems", problems is not None or cfg.problems), ("prm", cfg.prm)):
         if not given:

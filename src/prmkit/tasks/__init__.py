@@ -22,7 +22,6 @@ from __future__ import annotations
 from prmkit.tasks.answers import VerifyStats, check_answer, extract_answer, verify_answer
 from prmkit.tasks.arithmetic import build_problem, gold_solution, gold_text, make_problem
 from prmkit.tasks.arithmetic import generate as arithmetic_problems
-from prmkit.tasks.arithmetic import generate as generate  # the old name, not in __all__
 from prmkit.tasks.arithmetic_check import StepCheck, check_solution, check_steps, label_trace
 from prmkit.tasks.check import CheckConfig, answer_is_correct, check_traces, summarize_check
 from prmkit.tasks.gsm8k import load_gsm8k
