@@ -315,8 +315,18 @@ def _nested(hint: Any) -> type | None:
     return hint if dataclasses.is_dataclass(hint) and isinstance(hint, type) else None
 
 
-def _build(cls: type[C], values: dict[str, Any], source: dict[str, str], prefix: str = "") -> C:
-    """``cls`` from a (nested) mapping of checked values; ``prefix`` names a group's keys."""
+def _build(
+    cls: type[C],
+    values: dict[str, Any],
+    source: dict[str, str],
+    prefix: str = "",
+    base: Any = None,
+) -> C:
+    """``cls`` from a (nested) mapping of checked values; ``prefix`` names a group's keys.
+
+    A group starts from ``base``, the defaults its stage gives it (the field's
+    ``default_factory``), and only the keys given replace them.
+    """
     hints = _hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
@@ -343,10 +353,13 @@ def _build(cls: type[C], values: dict[str, Any], source: dict[str, str], prefix:
                     fix=f"set its keys one by one, e.g. {name}.<key>=value",
                     where=where,
                 )
-            kwargs[key] = _build(group, value, source, name + ".")
+            f = fields[key]
+            start = f.default_factory() if callable(f.default_factory) else f.default
+            start = start if dataclasses.is_dataclass(start) else None
+            kwargs[key] = _build(group, value, source, name + ".", start)
         else:
             kwargs[key] = _check_field(fields[key], hints[key], value, where, name)
-    return cls(**kwargs)
+    return dataclasses.replace(base, **kwargs) if base is not None else cls(**kwargs)
 
 
 def config_help(cls: type, prefix: str = "", defaults: Any = None) -> str:

@@ -126,6 +126,9 @@ def test_a_group_of_keys_loads_from_yaml_and_dotted_overrides(tmp_path):
     assert "policy.threads (int, default 1, >= 1)" in help_text
     # a group lists the defaults the stage gives it, not the group class's own
     assert "  judge.model (str, default 'judge-model'): the model" in help_text
+    # ... and setting one of its keys keeps the stage's other defaults
+    judge = load_config(_WithGroup, None, ["judge.threads=3"]).judge
+    assert (judge.model, judge.threads) == ("judge-model", 3)
 
 
 @pytest.mark.parametrize(

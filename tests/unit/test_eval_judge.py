@@ -159,12 +159,6 @@ def test_served_judge_voting_samples_n(tmp_path, critic_url):
     assert {(r["temperature"], r["top_p"]) for r in _Critic.requests} == {(1.0, 0.9)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="config._build builds a group from the group class's defaults, not the stage's "
-    "default_factory: judge_sampling.max_new_tokens=64 alone resets temperature to 0.7 and "
-    "seed to 0 (prmkit.config, to fix there; then drop this mark)",
-)
 def test_one_judge_sampling_key_keeps_the_other_judge_defaults(tmp_path, critic_url):
     data = _data(tmp_path)
     argv = [
