@@ -36,7 +36,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "train": ("prmkit.train.cli", "train a PRM (tokcls, labeltok, probe, implicit head)"),
     "score": ("prmkit.score.cli", "score every step of traces with a PRM, one pass per trace"),
     "eval": ("prmkit.evaluate.cli", "evaluate: processbench, prmbench, steps, bon (best-of-N)"),
-    "report": ("prmkit.evaluate.report", "HTML page + Markdown summary of eval results"),
+    "report": ("prmkit.evaluate.report_cli", "HTML page + Markdown summary of eval results"),
     "warmup": (
         "prmkit.policy.cli",
         "LoRA warm-up of the default policy on gold solutions (cached), then evaluate",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import json
 import math
 import operator
 import re
@@ -395,6 +396,14 @@ def _field(cls: type, key: str) -> tuple[dataclasses.Field, Any]:
     return fields[leaf], _hints(cls)[leaf]
 
 
+def _yaml_value(raw: str) -> Any:
+    """A command-line value as ``key=value`` reads it (YAML; the raw text when that fails)."""
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
 def add_config_arguments(
     parser: argparse.ArgumentParser,
     cls: type,
@@ -403,7 +412,8 @@ def add_config_arguments(
     """Add ``--config FILE``, ``key=value`` overrides and shortcut flags for config ``cls``.
 
     A shortcut is a flag for one key, the only way a stage offers flags: ``--max-new-tokens 64``
-    is exactly ``max_new_tokens=64`` (a bool key's flag takes no value and sets it true). Give
+    is exactly ``max_new_tokens=64`` (a bool key's flag takes no value and sets it true; a list
+    key's flag repeats: ``--data a --data b`` is ``data=["a", "b"]``). Give
     the keys (``["method", "out"]``: flags ``--method``, ``--out``) or a mapping from flag to key
     (``{"--policy": "policy.model"}``). Flags and ``key=value`` overrides win over the YAML file.
     """
@@ -423,6 +433,11 @@ def add_config_arguments(
         text = f"{f.metadata.get('help', '')} (same as {key}=...)"
         if hint is bool:
             parser.add_argument(flag, dest=dest, action="store_true", default=None, help=text)
+        elif list in (typing.get_origin(h) for h in (hint, *typing.get_args(hint))):
+            text = f"{f.metadata.get('help', '')}; repeatable (same as {key}=[...])"
+            parser.add_argument(
+                flag, dest=dest, action="append", default=None, metavar="VALUE", help=text
+            )
         else:
             parser.add_argument(flag, dest=dest, default=None, metavar="VALUE", help=text)
         flags.append((dest, key))
@@ -433,9 +448,11 @@ def add_config_arguments(
 
 def stage_config(cls: type[C], args: argparse.Namespace) -> C:
     """Build the stage config from ``--config``, the shortcut flags and ``key=value`` overrides."""
-    flags = [
-        f"{key}={'true' if getattr(args, dest) is True else getattr(args, dest)}"
-        for dest, key in getattr(args, "_config_shortcuts", [])
-        if getattr(args, dest) is not None
-    ]
+    flags = []
+    for dest, key in getattr(args, "_config_shortcuts", []):
+        value = getattr(args, dest)
+        if isinstance(value, list):  # a repeatable flag of a list key: each value read as YAML
+            flags.append(f"{key}={json.dumps([_yaml_value(v) for v in value])}")
+        elif value is not None:
+            flags.append(f"{key}={'true' if value is True else value}")
     return load_config(cls, args.config, [*flags, *(getattr(args, "overrides", None) or [])])

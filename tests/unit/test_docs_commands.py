@@ -82,21 +82,24 @@ def _tokens(command: str) -> list[str]:
     return tokens
 
 
-def _stage_parser(stage: str, monkeypatch) -> tuple[argparse.ArgumentParser, type | None]:
-    """The stage's parser, built as ``prmkit.cli.main`` builds it, and its config dataclass."""
+def _stage_parser(
+    stage: str, monkeypatch
+) -> tuple[argparse.ArgumentParser, dict[argparse.ArgumentParser, type]]:
+    """The stage's parser, built as ``prmkit.cli.main`` builds it, and the config dataclass of
+    each (sub)parser that takes one."""
     module = importlib.import_module(STAGES[stage][0])
-    seen: list[type] = []
+    seen: dict[argparse.ArgumentParser, type] = {}
     if hasattr(module, "add_config_arguments"):
         original = module.add_config_arguments
 
         def record(parser: argparse.ArgumentParser, cls: type, *args, **kwargs) -> None:
-            seen.append(cls)
+            seen[parser] = cls
             original(parser, cls, *args, **kwargs)
 
         monkeypatch.setattr(module, "add_config_arguments", record)
     parser = argparse.ArgumentParser(prog=f"prmkit {stage}")
     module.add_arguments(parser)
-    return parser, (seen[0] if seen else None)
+    return parser, seen
 
 
 def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser | None:
@@ -121,13 +124,14 @@ def test_documented_command_parses(where: str, command: str, monkeypatch, capsys
     stage, *args = _tokens(command)
     assert stage in STAGES, f"{where}: unknown stage {stage!r}"
     help_argv = [stage, "--help"]
-    parser, config = _stage_parser(stage, monkeypatch)
+    parser, configs = _stage_parser(stage, monkeypatch)
     if _has_subparsers(parser):
         assert args, f"{where}: `prmkit {stage}` needs a sub-command"
         sub = _subparser(parser, args[0])
         assert sub is not None, f"{where}: `prmkit {stage}` has no sub-command {args[0]!r}"
         help_argv.append(args.pop(0))
         parser = sub
+    config = configs.get(parser)
     with pytest.raises(SystemExit) as done:
         main(help_argv)
     assert done.value.code == 0, f"{where}: `prmkit {' '.join(help_argv)}` failed"
@@ -152,7 +156,9 @@ def test_documented_command_parses(where: str, command: str, monkeypatch, capsys
             assert config is not None, f"{where}: `prmkit {stage}` takes no key=value ({arg})"
             keys = {f.name for f in dataclasses.fields(config)}
             # a group's key is written group.key; load_config checks the rest of the path
-            assert key.split(".")[0] in keys, f"{where}: {key!r} is not a config key of `prmkit {stage}`"
+            assert key.split(".")[0] in keys, (
+                f"{where}: {key!r} is not a config key of `prmkit {stage}`"
+            )
             if not _PLACEHOLDER.match(value):
                 overrides.append(arg)
     if overrides:

@@ -130,8 +130,8 @@ def test_bon_prmbench_steps_outputs(tmp_path, capsys):
 
 
 def test_bad_ns_is_a_config_error(capsys):
-    assert main(["eval", "bon", "--scores", "x.jsonl", "--ns", "1,two"]) == 1
-    assert "wrong type for 'ns'; got '1,two'" in capsys.readouterr().err
+    assert main(["eval", "bon", "--scores", "x.jsonl", "--ns", "1", "--ns", "two"]) == 1
+    assert "wrong type for 'ns'; got [1, 'two']" in capsys.readouterr().err
 
 
 def test_keys_config_file_and_repeated_data(tmp_path, capsys):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 
 from prmkit.config import add_config_arguments, stage_config
 from prmkit.evaluate.format import format_result
@@ -30,6 +29,7 @@ _HELP = {
 }
 _SHORTCUTS = {
     "processbench": {
+        "--data": "data",
         "--predictions": "predictions",
         "--scores": "scores",
         "--threshold": "threshold",
@@ -60,32 +60,6 @@ _SHORTCUTS = {
         "--output": "output",
     },
 }
-_REPEATABLE = {"processbench": {"--data": "data"}}
-
-
-def repeatable(parser: argparse.ArgumentParser, flag: str, key: str, help: str) -> None:
-    """A shortcut flag for list key ``key`` that may repeat: ``--data a --data b`` is
-    ``data=["a", "b"]``. Call after :func:`~prmkit.config.add_config_arguments`.
-
-    To move into ``add_config_arguments`` (list keys there take one value per flag).
-    """
-    dest = f"_repeat_{key}"
-    parser.add_argument(
-        flag, dest=dest, action="append", default=None, metavar="VALUE",
-        help=f"{help}; repeatable (same as {key}=[...])",
-    )  # fmt: skip
-    parser.set_defaults(_config_repeats=[*(parser.get_default("_config_repeats") or []), dest])
-    shortcuts = parser.get_default("_config_shortcuts") or []
-    parser.set_defaults(_config_shortcuts=[*shortcuts, (dest, key)])
-
-
-def joined(args: argparse.Namespace) -> argparse.Namespace:
-    """``args`` with each repeated flag's values as one JSON list (what ``key=value`` reads)."""
-    for dest in getattr(args, "_config_repeats", None) or []:
-        values = getattr(args, dest)
-        if values is not None:
-            setattr(args, dest, json.dumps(values))
-    return args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,13 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, cls in CONFIGS.items():
         p = sub.add_parser(name, help=_HELP[name], description=inspect.cleandoc(cls.__doc__ or ""))
         add_config_arguments(p, cls, _SHORTCUTS[name])
-        for flag, key in _REPEATABLE.get(name, {}).items():
-            repeatable(p, flag, key, "a subset file")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run one benchmark; print its table (``output`` writes the result as JSON)."""
     cls = CONFIGS[args.eval_command]
-    result = run_eval(stage_config(cls, joined(args)))
+    result = run_eval(stage_config(cls, args))
     print(format_result(cls.benchmark, result))
     return 0

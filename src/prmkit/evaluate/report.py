@@ -628,20 +628,3 @@ class ReportConfig:
 
     def __post_init__(self) -> None:
         check_ranges(self)
-
-
-def add_arguments(parser: Any) -> None:
-    """``prmkit report``'s arguments (:mod:`prmkit.evaluate.report_cli`, where the command lives).
-
-    Kept until the ``report`` entry of ``prmkit.cli.STAGES`` names ``report_cli``.
-    """
-    from prmkit.evaluate import report_cli
-
-    report_cli.add_arguments(parser)
-
-
-def run(args: Any) -> int:
-    """Run ``prmkit report`` (:func:`prmkit.evaluate.report_cli.run`)."""
-    from prmkit.evaluate import report_cli
-
-    return report_cli.run(args)

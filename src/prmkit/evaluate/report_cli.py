@@ -13,7 +13,6 @@ from dataclasses import fields
 
 from prmkit.config import add_config_arguments, stage_config
 from prmkit.errors import ConfigError
-from prmkit.evaluate.cli import joined, repeatable
 from prmkit.evaluate.report import ReportConfig, write_report
 
 __all__ = ["add_arguments", "run"]
@@ -27,8 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "run_dir", nargs="?", default=None, metavar="RUN_DIR", help="same as run_dir=RUN_DIR"
     )
-    add_config_arguments(parser, ReportConfig, ["n_traces", "out_dir"])
-    repeatable(parser, "--traces", "traces", "a labelled ScoredTrace file")
+    add_config_arguments(parser, ReportConfig, ["traces", "n_traces", "out_dir"])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         key = args.run_dir.partition("=")[0]
         given = [args.run_dir] if key in _KEYS else [f"run_dir={args.run_dir}"]
         args.overrides = [*given, *(args.overrides or [])]
-    cfg = stage_config(ReportConfig, joined(args))
+    cfg = stage_config(ReportConfig, args)
     if not cfg.run_dir:
         raise ConfigError(
             "missing 'run_dir'", got="", expected="a folder", fix="pass RUN_DIR (or run_dir=DIR)"
