@@ -11,17 +11,30 @@ import typing
 
 import pytest
 
+from prmkit.annotate import AnnotateConfig
 from prmkit.cli import main
 from prmkit.config import check_range, config_help, load_config, option
 from prmkit.errors import ConfigError
-from prmkit.generate.cli import GenerateConfig
-from prmkit.policy.cli import WarmupConfig
-from prmkit.score.cli import ScoreConfig
-from prmkit.search.cli import SearchConfig
-from prmkit.tasks.cli import ProblemsConfig
-from prmkit.train.cli import TrainConfig
+from prmkit.generate import GenerateConfig
+from prmkit.generate.protocol import SamplingParams
+from prmkit.models import PolicyConfig
+from prmkit.policy import WarmupConfig
+from prmkit.score import ScoreConfig
+from prmkit.search import SearchConfig
+from prmkit.tasks import ProblemsConfig
+from prmkit.train import TrainConfig
 
-CONFIGS = [ProblemsConfig, GenerateConfig, WarmupConfig, TrainConfig, ScoreConfig, SearchConfig]
+CONFIGS = [
+    ProblemsConfig,
+    GenerateConfig,
+    WarmupConfig,
+    AnnotateConfig,
+    TrainConfig,
+    ScoreConfig,
+    SearchConfig,
+    PolicyConfig,
+    SamplingParams,
+]
 # numeric fields whose range depends on something else, checked where that is known
 UNRANGED = {("TrainConfig", "probe_layer")}  # -n-1..n for a model of n layers (heads.py)
 
@@ -40,13 +53,13 @@ OUT_OF_RANGE = [
     (ProblemsConfig, "limit", -1, ">= 1"),
     (ProblemsConfig, "limit", 0, ">= 1"),
     (GenerateConfig, "n", 0, ">= 1"),
-    (GenerateConfig, "temperature", -0.1, ">= 0"),
-    (GenerateConfig, "temperature", NAN, ">= 0"),
-    (GenerateConfig, "top_p", 0.0, "in (0, 1]"),
-    (GenerateConfig, "top_p", 1.5, "in (0, 1]"),
-    (GenerateConfig, "top_k", -1, ">= 0"),
-    (GenerateConfig, "max_new_tokens", 0, ">= 1"),
-    (GenerateConfig, "seed", -1, ">= 0"),
+    (SamplingParams, "temperature", -0.1, ">= 0"),
+    (SamplingParams, "temperature", NAN, ">= 0"),
+    (SamplingParams, "top_p", 0.0, "in (0, 1]"),
+    (SamplingParams, "top_p", 1.5, "in (0, 1]"),
+    (SamplingParams, "top_k", -1, ">= 0"),
+    (SamplingParams, "max_new_tokens", 0, ">= 1"),
+    (SamplingParams, "seed", -1, ">= 0"),
     (GenerateConfig, "limit", -1, ">= 1"),
     (GenerateConfig, "batch_size", 0, ">= 1"),
     (GenerateConfig, "problems_per_call", 0, ">= 1"),
@@ -101,11 +114,6 @@ OUT_OF_RANGE = [
     (SearchConfig, "k", 0, ">= 1"),
     (SearchConfig, "max_steps", 0, ">= 1"),
     (SearchConfig, "step_tokens", 0, ">= 1"),
-    (SearchConfig, "final_tokens", 0, ">= 1"),
-    (SearchConfig, "temperature", -1.0, ">= 0"),
-    (SearchConfig, "top_p", 0.0, "in (0, 1]"),
-    (SearchConfig, "top_k", -1, ">= 0"),
-    (SearchConfig, "seed", -1, ">= 0"),
     (SearchConfig, "limit", 0, ">= 1"),
     (SearchConfig, "prm_batch_size", 0, ">= 1"),
     (SearchConfig, "batch_size", 0, ">= 1"),
@@ -115,7 +123,7 @@ OUT_OF_RANGE = [
 # (config, key, a value outside its closed set of choices)
 BAD_CHOICE = [
     (ProblemsConfig, "split", "dev"),
-    (GenerateConfig, "dtype", "nonsense"),
+    (PolicyConfig, "dtype", "nonsense"),
     (GenerateConfig, "segmentation", "paragraphs"),
     (TrainConfig, "head", "mlp"),
     (TrainConfig, "format", "prm800k"),
@@ -123,7 +131,6 @@ BAD_CHOICE = [
     (TrainConfig, "aggregation", "max"),
     (ScoreConfig, "dtype", "nonsense"),
     (SearchConfig, "aggregation", "max"),
-    (SearchConfig, "dtype", "nonsense"),
 ]
 
 
@@ -305,7 +312,7 @@ def eval_files(tmp_path):
         (["bon", "--bootstrap", "0"], "'n_bootstrap' out of range; got 0"),
         (["bon", "--seed", "-1"], "'seed' out of range; got -1; expected an integer >= 0"),
         (["bon", "confidence=1"], "'confidence' out of range; got 1.0"),
-        (["bon", "--ns", "[0]"], "N out of range"),
+        (["bon", "ns=[0]"], "N out of range"),
         (["bon", "--correct-from", "label"], "unknown choice for 'correct_from'"),
         (["prmbench", "repeated_pairs=some"], "unknown choice for 'repeated_pairs'"),
         (["processbench", "--judge", "x", "--judge-votes", "0"], "'judge_votes' out of range"),
