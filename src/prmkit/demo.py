@@ -13,16 +13,14 @@ Example:
 from __future__ import annotations
 
 import argparse
-import functools
 import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from prmkit.cli import add_config_arguments, stage_config
-from prmkit.config import load_config, option
+from prmkit.config import add_config_arguments, check_ranges, load_config, option, stage_config
 
 __all__ = ["DemoConfig", "add_arguments", "run", "run_demo"]
 
@@ -45,12 +43,17 @@ class DemoConfig:
     mc_k: int = option(4, "Monte Carlo rollouts per step prefix")
     binary_k: int = option(4, "binary-search rollouts per probed prefix")
     n_annotate: int = option(32, "PRM-training traces annotated by both MC and binary search")
-    prm_labels: str = option(
+    prm_labels: Literal["exact", "mc", "binary"] = option(
         "exact",
         "labels the demo PRM trains on: 'exact' (the exact checker's, on every PRM-training "
         "trace), or 'mc' / 'binary' (step 4's, on the n_annotate annotated traces)",
     )
     prm_epochs: int = option(60, "probe-head training epochs")
+    prm_lr: float = option(1e-3, "probe-head learning rate", gt=0)
+    prm_batch_size: int = option(8, "probe-head training batch (traces)", ge=1)
+    prm_until_first_error: bool = option(
+        True, "train on the steps up to the first error only (labels after it are dropped)"
+    )
     probe_layer: int = option(
         16, "hidden_states layer the probe reads (blocks past it are not run; -1 = last)"
     )
@@ -63,7 +66,12 @@ class DemoConfig:
     search_problems: int = option(4, "problems for the PRM-guided beam search")
     search_n: int = option(4, "beam search: beams per round")
     search_m: int = option(2, "beam search: beam width")
+    search_step_tokens: int = option(48, "beam search: token budget of one step", ge=1)
+    search_max_steps: int = option(7, "beam search: rounds (the last completes)", ge=1)
     data_dir: str = option("", "shared data folder ('' = $PRMKIT_DATA_DIR or ../shared/data)")
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
 
 
 def _say(title: str) -> None:
@@ -73,12 +81,12 @@ def _say(title: str) -> None:
 def _policy(cfg: DemoConfig) -> tuple[Any, str | None]:
     """The warmed-up policy as a Generator (warm-up cached under the prmkit cache dir)."""
     from prmkit.generate.transformers_backend import TransformersGenerator
-    from prmkit.policy import load_policy
+    from prmkit.models import load_policy
 
     adapter = None
     if cfg.warmup_recipe:
         from prmkit.models.precision import resolve_bf16
-        from prmkit.policy.cli import WarmupConfig, warmup_from_config
+        from prmkit.policy import WarmupConfig, warmup_from_config
 
         warm = load_config(WarmupConfig, cfg.warmup_recipe)
         dtype = "bfloat16 autocast" if resolve_bf16(warm.bf16) else "float32"
@@ -94,7 +102,7 @@ def _sample(
     generator: Any, problems: Sequence[Any], n: int, cfg: DemoConfig, seed: int
 ) -> list[Any]:
     """Sample ``n`` solutions per problem and return exact-labelled traces."""
-    from prmkit.generate.cli import traces_for
+    from prmkit.generate import traces_for
     from prmkit.generate.protocol import SamplingParams
     from prmkit.tasks.arithmetic_check import label_trace
     from prmkit.tasks.prompts import render_prompt
@@ -121,24 +129,21 @@ def _sample(
 
 
 def _policy_summary(problems: Sequence[Any], traces: Sequence[Any]) -> dict[str, Any]:
+    """pass@1, pass@N and maj@N (the project's one implementation) and where errors start."""
+    from prmkit.tasks.accuracy import Attempt, accuracy_at_k
+
     by_problem: dict[str, list[Any]] = {}
     for t in traces:
-        by_problem.setdefault(t.problem_id, []).append(t)
-    gold = {p.id: p.answer for p in problems}
-    pass1 = passn = maj = 0.0
-    first_errors: Counter[int] = Counter()
-    for pid, group in by_problem.items():
-        good = [t.first_error == -1 for t in group]
-        pass1 += sum(good) / len(group)
-        passn += any(good)
-        votes = Counter(t.answer for t in group if t.answer is not None)
-        maj += bool(votes) and votes.most_common(1)[0][0] == gold[pid]
-        first_errors.update(t.first_error for t in group if t.first_error >= 0)
-    n = max(len(problems), 1)
+        check = t.meta["exact_check"]
+        by_problem.setdefault(t.problem_id, []).append(
+            Attempt(t.first_error == -1, check["final_answer"], check["answer_correct"])
+        )
+    acc = accuracy_at_k(by_problem.values())
+    first_errors = Counter(t.first_error for t in traces if t.first_error >= 0)
     return {
-        "pass@1": 100 * pass1 / n,
-        "pass@N": 100 * passn / n,
-        "maj@N": 100 * maj / n,
+        "pass@1": 100 * acc.pass_at_1,
+        "pass@N": 100 * acc.pass_at_k,
+        "maj@N": 100 * acc.maj_at_k,
         "first_errors": dict(sorted(first_errors.items())),
         "traces": len(traces),
     }
@@ -148,7 +153,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     """Run every stage; return the summary numbers (also written to ``out_dir``)."""
     from prmkit.io import write_json
     from prmkit.records import write_records
-    from prmkit.tasks.arithmetic import generate
+    from prmkit.tasks import arithmetic_problems
 
     start = time.perf_counter()
     out = Path(cfg.out_dir)
@@ -178,8 +183,8 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     lap("policy", t0)
 
     _say("2. problems: built-in arithmetic, held-out seeds")
-    train_problems = generate(cfg.n_train_problems, seed=cfg.seed, n_steps=cfg.n_steps)
-    eval_problems = generate(cfg.n_eval_problems, seed=cfg.seed + 1, n_steps=cfg.n_steps)
+    train_problems = arithmetic_problems(cfg.n_train_problems, seed=cfg.seed, n_steps=cfg.n_steps)
+    eval_problems = arithmetic_problems(cfg.n_eval_problems, seed=cfg.seed + 1, n_steps=cfg.n_steps)
     write_records(out / "problems_train.jsonl", train_problems)
     write_records(out / "problems_eval.jsonl", eval_problems)
     print(f"{len(train_problems)} PRM-training and {len(eval_problems)} held-out problems; e.g.")
@@ -324,7 +329,7 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
     from prmkit.io import write_json
     from prmkit.records import LabeledTrace, read_records, write_records
     from prmkit.score.scorer import PRMScorer
-    from prmkit.train.cli import TrainConfig, train
+    from prmkit.train import TrainConfig, train
 
     if cfg.prm_labels not in ("exact", "mc", "binary"):
         from prmkit.errors import ConfigError
@@ -362,10 +367,10 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
             head="probe",
             probe_layer=cfg.probe_layer,
             probe_hidden=cfg.probe_hidden,
-            until_first_error=True,
-            lr=1e-3,
+            until_first_error=cfg.prm_until_first_error,
+            lr=cfg.prm_lr,
             epochs=cfg.prm_epochs,
-            batch_size=8,
+            batch_size=cfg.prm_batch_size,
             seed=cfg.seed,
             eval_fraction=0.0,  # too few traces for a useful early-stopping split
             patience=0,
@@ -455,12 +460,12 @@ def _num(value: float | None) -> str:
 
 def _search(cfg: DemoConfig, generator, problems, out: Path, lap) -> dict[str, Any]:
     """A small PRM-guided beam search, compared with best-of-N at the same policy tokens."""
+    from prmkit.generate.protocol import SamplingParams
     from prmkit.io import write_json
     from prmkit.prm.checkpoint import load_prm
     from prmkit.records import write_records
-    from prmkit.search.beam import beam_search
-    from prmkit.search.compare import compare_with_best_of_n
-    from prmkit.search.incremental import IncrementalPRMScorer
+    from prmkit.score import IncrementalPRMScorer
+    from prmkit.search import SearchConfig, compare_with_best_of_n, search
 
     _say(
         f"8. search: step-level beam search (N={cfg.search_n}, M={cfg.search_m}) vs best-of-N "
@@ -468,19 +473,21 @@ def _search(cfg: DemoConfig, generator, problems, out: Path, lap) -> dict[str, A
     )
     t0 = time.perf_counter()
     scorer = IncrementalPRMScorer(load_prm(str(out / "prm")))
-    beam = functools.partial(
-        beam_search,
-        generator=generator,
-        scorer=scorer,
+    search_cfg = SearchConfig(
+        method="beam",
         n=cfg.search_n,
         m=cfg.search_m,
-        max_steps=cfg.n_steps + 3,
-        step_tokens=48,
-        final_tokens=cfg.max_new_tokens,
-        temperature=cfg.temperature,
+        max_steps=cfg.search_max_steps,
+        step_tokens=cfg.search_step_tokens,
+        sampling=SamplingParams(
+            temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed
+        ),
         aggregation="min",
-        seed=cfg.seed,
     )
+
+    def beam(problem: Any) -> Any:
+        return search([problem], generator, scorer, search_cfg)[0]
+
     result, records, bon_records = compare_with_best_of_n(
         problems[: cfg.search_problems],
         generator,
