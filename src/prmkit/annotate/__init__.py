@@ -64,3 +64,7 @@ __all__ = [
     "relabel",
     "scan_labels",
 ]
+
+from prmkit._stages import callable_stage
+
+callable_stage(__name__, "annotate")

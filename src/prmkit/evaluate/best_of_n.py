@@ -390,3 +390,8 @@ def evaluate_best_of_n(
             "(math-verify timeout or error); those answers vote apart"
         )
     return result
+
+
+from prmkit._stages import callable_stage  # noqa: E402  (prmkit.evaluate.best_of_n(...) runs evaluate_best_of_n)
+
+callable_stage(__name__, "evaluate_best_of_n")

@@ -292,3 +292,8 @@ def evaluate_prmbench(
         "n_blank_steps_unscored": n_blank,
         "notes": _notes(n_repeated, n_blank),
     }
+
+
+from prmkit._stages import callable_stage  # noqa: E402  (prmkit.evaluate.prmbench(...) runs evaluate_prmbench)
+
+callable_stage(__name__, "evaluate_prmbench")

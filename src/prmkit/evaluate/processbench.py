@@ -748,3 +748,8 @@ def evaluate_processbench(
             "an upper bound, not a fair comparison"
         )
     return result
+
+
+from prmkit._stages import callable_stage  # noqa: E402  (prmkit.evaluate.processbench(...) runs evaluate_processbench)
+
+callable_stage(__name__, "evaluate_processbench")

@@ -196,3 +196,8 @@ def evaluate_steps(
             fix="pass the output of prmkit score (did an earlier stage write nothing?)",
         )
     return step_metrics(scores, n_bins)
+
+
+from prmkit._stages import callable_stage  # noqa: E402  (prmkit.evaluate.step_metrics(...) runs evaluate_steps)
+
+callable_stage(__name__, "evaluate_steps")

@@ -61,3 +61,8 @@ def __getattr__(name: str) -> Any:
 
         return getattr(loop, name)
     raise AttributeError(f"module 'prmkit.train' has no attribute {name!r}")
+
+
+from prmkit._stages import callable_stage  # noqa: E402
+
+callable_stage(__name__, "train")
