@@ -163,13 +163,18 @@ def _check_field(
         raise ConfigError(
             f"wrong type for '{key}'",
             got=value,
-            expected=str(hint).replace("typing.", ""),
+            expected=_type_name(hint),
             fix=f"give '{key}' a value of that type",
             where=where,
         )
     if "range" in f.metadata and isinstance(coerced, (int, float)):
         check_range(key, coerced, where=where, **f.metadata["range"])
     return coerced
+
+
+def _type_name(hint: Any) -> str:
+    """``float``, ``list[int] | None``: a type hint as a user reads it."""
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
 
 
 def _choices(hint: Any) -> list[str]:
@@ -379,7 +384,7 @@ def config_help(cls: type, prefix: str = "", defaults: Any = None) -> str:
         if group is not None:
             lines.append(config_help(group, prefix + f.name + ".", default))
             continue
-        kind = str(hints[f.name]).replace("typing.", "").replace("<class '", "").replace("'>", "")
+        kind = _type_name(hints[f.name])
         rule = f", {_rule(f.metadata['range'])}" if "range" in f.metadata else ""
         lines.append(
             f"  {prefix}{f.name} ({kind}, default {default!r}{rule}): {f.metadata.get('help', '')}"
