@@ -33,7 +33,17 @@ from typing import Literal
 
 from prmkit.errors import ConfigError
 
-__all__ = ["STRATEGIES", "Segmentation", "Strategy", "join", "join_steps", "split", "split_steps"]
+__all__ = [
+    "STRATEGIES",
+    "Segmentation",
+    "Strategy",
+    "check_segmentation",
+    "join",
+    "join_steps",
+    "segmentation_of",
+    "split",
+    "split_steps",
+]
 
 Strategy = Literal["double_newline", "single_newline", "step_markers", "regex", "sentences"]
 STRATEGIES: tuple[str, ...] = (
@@ -202,3 +212,32 @@ def split_steps(
 def join_steps(steps: list[str], separator: str = DEFAULT_SEPARATOR) -> str:
     """Render a list of steps as one solution text (the inverse of ``split_steps``)."""
     return separator.join(steps)
+
+
+def segmentation_of(meta: dict) -> str:
+    """The segmentation a trace's steps were split with (``meta["segmentation"]``, which
+    ``prmkit generate`` writes; records without it are taken as ``double_newline``)."""
+    return str(meta.get("segmentation", "double_newline"))
+
+
+def check_segmentation(meta: dict, expected: str, *, where: str) -> None:
+    """Refuse a trace whose steps were split otherwise than ``expected``.
+
+    Consumers that continue or re-split a trace's text (rollouts join a prefix with
+    :data:`DEFAULT_SEPARATOR` and split the continuation with ``double_newline``) call this, so
+    two step boundaries are never mixed silently.
+
+    Raises:
+        DataFormatError: naming both segmentations and how to fix it.
+    """
+    got = segmentation_of(meta)
+    if got != expected:
+        from prmkit.errors import DataFormatError
+
+        raise DataFormatError(
+            f"the trace's steps were split with '{got}', this step needs '{expected}'",
+            got=got,
+            expected=expected,
+            fix=f"generate the traces with segmentation={expected} (or re-split them)",
+            where=where,
+        )

@@ -147,6 +147,7 @@ def test_generate_writes_traces(tmp_path, tiny_model_dir, capsys):
         assert meta["completion_tokens"] == 6 and meta["finish_reason"] in ("length", "eos")
         assert meta["prompt_tokens"] > 0
         assert meta["reference_answer"] == by_id[t.problem_id].answer
+        assert meta["segmentation"] == "double_newline"  # the step boundary travels with it
         assert t.id == f"{t.problem_id}-s{meta['sample_index']}"
         if t.problem_id == "p2":
             assert t.prompt.startswith("What is 2 + 1?\n") and "step by step" in t.prompt

@@ -34,7 +34,7 @@ from prmkit.annotate.store import Rollout, RolloutStore, derive_seed
 from prmkit.errors import ConfigError, RecordError
 from prmkit.generate.protocol import Generator, Prefix, SamplingParams
 from prmkit.records import Problem, Trace
-from prmkit.steps import DEFAULT_SEPARATOR, join_steps
+from prmkit.steps import DEFAULT_SEPARATOR, check_segmentation, join_steps
 
 __all__ = ["Drawn", "RolloutEngine", "State", "Usage", "solution_text"]
 
@@ -58,6 +58,7 @@ class State:
     @classmethod
     def of(cls, trace: Trace, n_steps: int) -> State:
         """The state after the first ``n_steps`` steps of ``trace``."""
+        check_segmentation(trace.meta, "double_newline", where=f"trace {trace.id}")
         return cls(trace.problem_id, trace.prompt, tuple(trace.steps[:n_steps]), trace.id)
 
     @property

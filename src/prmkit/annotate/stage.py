@@ -25,6 +25,7 @@ from prmkit.errors import ConfigError
 from prmkit.generate.protocol import Generator
 from prmkit.io import check_distinct_output
 from prmkit.records import LabeledTrace, Problem, Trace, read_nonempty, read_records, write_records
+from prmkit.steps import check_segmentation
 from prmkit.tasks.answers import VerifyStats
 
 __all__ = ["AnnotateResult", "annotate", "chunk_by_problem"]
@@ -209,6 +210,18 @@ def _inputs(
     return list(traces[: cfg.limit]), dict(problems)
 
 
+_ROLLOUT_METHODS = {"mc", "binary", "omega", "scan"}
+"""Methods that continue a trace's prefix: they need blank-line steps (rollouts.State)."""
+
+
+def _check_segmentation(cfg: AnnotateConfig, traces: Sequence[Trace]) -> None:
+    """Refuse traces split otherwise than rollouts split, before any model loads."""
+    used = {m.strip() for m in cfg.members.split(",")} if cfg.method == "consensus" else set()
+    if (used | {cfg.method}) & _ROLLOUT_METHODS:
+        for trace in traces:
+            check_segmentation(trace.meta, "double_newline", where=f"trace {trace.id}")
+
+
 def annotate(
     cfg: AnnotateConfig,
     traces: Sequence[Trace] | None = None,
@@ -256,6 +269,7 @@ def annotate(
         check_distinct_output(cfg.out, [cfg.traces, cfg.problems, store], name="out")
     check_distinct_output(store, [cfg.traces, cfg.problems], name="store")
     traces, by_id = _inputs(cfg, traces, problems)
+    _check_segmentation(cfg, traces)
     with LabelerBuilder(cfg, by_id, store=store, generator=generator, judge=judge) as build:
         labeler = build.labeler()
         started = time.monotonic()

@@ -132,6 +132,7 @@ def traces_for(
                 answer=extract_answer(completion.text),
                 meta={
                     **meta,
+                    "segmentation": strategy,
                     "sample_index": j,
                     "reference_answer": problem.answer,
                     "finish_reason": completion.finish_reason,

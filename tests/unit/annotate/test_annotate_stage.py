@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from conftest import ScriptedJudge
@@ -99,3 +101,24 @@ def test_refusals_before_any_work(problems, traces, tmp_path):
 def test_config_refuses_in_python_as_on_the_command_line(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         AnnotateConfig(**kwargs)
+
+
+@pytest.mark.parametrize("method", ["mc", "binary", "omega", "scan"])
+def test_traces_split_otherwise_are_refused_before_any_rollout(
+    problems, traces, make_engine, method
+):
+    """Issue 12: the segmentation travels with the traces; rollouts join a prefix with a blank
+    line and split their continuation on blank lines, so single-newline steps are refused."""
+    from prmkit.errors import DataFormatError
+
+    engine, policy = make_engine(slip=0.15)
+    odd = [dataclasses.replace(traces[0], meta={"segmentation": "single_newline"})]
+    with pytest.raises(
+        DataFormatError, match=r"split with 'single_newline'.*needs 'double_newline'"
+    ):
+        annotate(_cfg(method=method, k=2), [*traces[1:], *odd], problems, generator=policy)
+    assert policy.calls == []  # refused before any rollout
+    with pytest.raises(DataFormatError, match="single_newline"):  # a labeler called directly
+        MonteCarloLabeler(engine, k=2).label(odd)
+    # the exact checker reads the steps as given: any segmentation is fine
+    assert annotate(_cfg(method="exact"), odd, problems).n_labelled == 1
