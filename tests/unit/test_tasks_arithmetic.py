@@ -520,7 +520,9 @@ def test_gold_solutions_pass_the_checker(ops):
 
 
 def test_fixed_step_count_and_ranges():
-    for p in arithmetic_problems(50, seed=2, n_steps=4, add_range=(1, 9), mul_range=(2, 3), max_value=99):
+    for p in arithmetic_problems(
+        50, seed=2, n_steps=4, add_range=(1, 9), mul_range=(2, 3), max_value=99
+    ):
         assert p.meta["n_steps"] == 4
         for op, n in zip(p.meta["ops"], p.meta["operands"], strict=True):
             assert 1 <= n <= 9 if op in "+-" else 2 <= n <= 3
