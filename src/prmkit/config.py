@@ -301,10 +301,7 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
                 expected="key=value (a nested key as group.key=value)",
                 fix="write overrides as key=value",
             )
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        value = _yaml_value(raw)
         *groups, leaf = key.split(".")
         target = values
         for group in groups:

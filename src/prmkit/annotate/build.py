@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -115,17 +116,9 @@ class LabelerBuilder:
         if key not in self._generators:
             from prmkit.generate.transformers_backend import TransformersGenerator
 
-            policy = self.cfg.policy
-            if policy.threads:
-                import torch
-
-                torch.set_num_threads(policy.threads)
-            self._generators[key] = TransformersGenerator.from_pretrained(
-                model,
-                adapter=adapter,
-                dtype=policy.dtype,
-                device=policy.device,
-                batch_size=self.cfg.gen_batch_size,
+            policy = dataclasses.replace(self.cfg.policy, model=model, adapter=adapter)
+            self._generators[key] = TransformersGenerator.from_config(
+                policy, batch_size=self.cfg.gen_batch_size
             )
         return self._generators[key]
 

@@ -244,26 +244,11 @@ def load_subset(path: str | os.PathLike[str]) -> list[Sample]:
         rows: Iterable[tuple[str, Any]] = ((f"{path} item {i}", o) for i, o in enumerate(data))
     else:
         rows = ((f"{path}:{n}", o) for n, o in iter_jsonl(path))
-    samples, seen = [], set()
-    for where, obj in rows:
-        sample = _raw_sample(obj, where)
-        if sample.id in seen:
-            raise DataFormatError(
-                "repeated id",
-                got=sample.id,
-                expected="unique ids",
-                fix="remove the duplicate",
-                where=where,
-            )
-        seen.add(sample.id)
-        samples.append(sample)
-    if not samples:
-        raise DataFormatError(
-            f"0 samples in {path}",
-            expected="a ProcessBench subset with at least one sample",
-            fix="pass the subset file itself (did an earlier stage write nothing?)",
-        )
-    return samples
+    return _unique_samples(
+        ((where, _raw_sample(obj, where)) for where, obj in rows),
+        empty=f"0 samples in {path}",
+        fix="pass the subset file itself (did an earlier stage write nothing?)",
+    )
 
 
 def load_predictions(path: str | os.PathLike[str]) -> dict[str, int | None]:
@@ -352,22 +337,33 @@ def _load_scores(source: str | os.PathLike[str] | Iterable[ScoredTrace]) -> dict
 
 def _subset_of_records(name: str, records: Iterable[Sample | Trace]) -> list[Sample]:
     """The samples of a subset given as records: labelled traces (``first_error`` is the label)."""
-    samples, seen = [], set()
-    for record in records:
-        where = f"subset {name!r}"
+    where = f"subset {name!r}"
+
+    def sample_of(record: Sample | Trace) -> Sample:
         if isinstance(record, Sample):
-            sample = record
-        else:
-            label = getattr(record, "first_error", None)
-            if getattr(record, "labels", None) is None or label is None:
-                raise RecordError(
-                    "record has no labels",
-                    got=getattr(record, "id", type(record).__name__),
-                    expected="a LabeledTrace, or a ScoredTrace with labels",
-                    fix="label the traces first (prmkit annotate / check)",
-                    where=where,
-                )
-            sample = Sample(record.id, label, len(record.steps), step_digests(record.steps))
+            return record
+        label = getattr(record, "first_error", None)
+        if getattr(record, "labels", None) is None or label is None:
+            raise RecordError(
+                "record has no labels",
+                got=getattr(record, "id", type(record).__name__),
+                expected="a LabeledTrace, or a ScoredTrace with labels",
+                fix="label the traces first (prmkit annotate / check)",
+                where=where,
+            )
+        return Sample(record.id, label, len(record.steps), step_digests(record.steps))
+
+    return _unique_samples(
+        ((where, sample_of(r)) for r in records),
+        empty=f"0 samples in subset {name!r}",
+        fix="pass the subset's labelled traces",
+    )
+
+
+def _unique_samples(pairs: Iterable[tuple[str, Sample]], *, empty: str, fix: str) -> list[Sample]:
+    """The samples of ``(where, sample)`` pairs in order; a repeated id or none is an error."""
+    samples, seen = [], set()
+    for where, sample in pairs:
         if sample.id in seen:
             raise DataFormatError(
                 "repeated id",
@@ -380,9 +376,9 @@ def _subset_of_records(name: str, records: Iterable[Sample | Trace]) -> list[Sam
         samples.append(sample)
     if not samples:
         raise DataFormatError(
-            f"0 samples in subset {name!r}",
+            empty,
             expected="a ProcessBench subset with at least one sample",
-            fix="pass the subset's labelled traces",
+            fix=fix,
         )
     return samples
 

@@ -84,10 +84,6 @@ def run_search(
     if problems is None:
         problems = read_problems(cfg.problems, cfg.limit)
     policy = cfg.policy
-    if policy.threads:
-        import torch
-
-        torch.set_num_threads(policy.threads)
     scorer = IncrementalPRMScorer.from_checkpoint(
         cfg.prm,
         device=policy.device,
@@ -95,11 +91,8 @@ def run_search(
         mode=cfg.prm_mode,
         batch_size=cfg.prm_batch_size,
     )
-    generator = TransformersGenerator.from_pretrained(
-        policy.model,
-        adapter=policy.adapter,
-        dtype=policy.dtype,
-        device=policy.device,
+    generator = TransformersGenerator.from_config(  # sets policy.threads first
+        policy,
         batch_size=cfg.batch_size,
         system=cfg.system,
         chat=cfg.chat,
