@@ -222,3 +222,30 @@ def test_run_reports_answer_grouping(tmp_path):
     grouping = out["answer_grouping"]
     assert grouping["groups"] == 1 and grouping["answers"] == 2 and grouping["failures"] == 0
     assert grouping["comparisons"] >= 1
+
+
+def test_difference_from_majority_is_paired():
+    """The PRM's pick minus the majority vote, with its own (paired) bootstrap interval."""
+    import numpy as np
+
+    from prmkit.evaluate.best_of_n import ProblemSamples, best_of_n
+
+    problems = []
+    for i in range(40):
+        # two answers, one vote each: majority is a tie (0.5 when one is right); the PRM picks
+        # the first solution, right on odd problems
+        right = bool(i % 2)
+        problems.append(
+            ProblemSamples(
+                id=f"p{i}",
+                correct=np.array([right, False]),
+                answer_ids=np.array([0, 1]),
+                answer_correct=np.array([right, False]),
+                scores={agg: np.array([0.9, 0.1]) for agg in ("min", "prod", "last", "mean")},
+            )
+        )
+    result = best_of_n(problems, ns=[2], n_bootstrap=200)
+    assert result["curves"]["majority"][0]["mean"] == pytest.approx(25.0)
+    diff = result["vs_majority"]["prm_min"][0]
+    assert diff["mean"] == pytest.approx(25.0)
+    assert 0 < diff["ci"][0] < 25 < diff["ci"][1] and diff["significant"]

@@ -26,7 +26,9 @@ solution). Methods:
 - ``weighted_<agg>``: PRM-weighted majority, the answer with the largest sum of aggregated scores.
 
 A method's accuracy at N is the mean over problems (percent); its confidence interval is the
-percentile bootstrap over problems (``n_bootstrap`` resamples of the problem set).
+percentile bootstrap over problems (``n_bootstrap`` resamples of the problem set). Each method's
+difference from majority vote gets a *paired* interval: both are averaged over the same
+resampled problem sets, so the interval is that of the difference, not two overlapping ones.
 
 Example:
     >>> result = evaluate_best_of_n("samples_scored.jsonl", n_bootstrap=200)  # doctest: +SKIP
@@ -235,7 +237,10 @@ def best_of_n(
 
     Returns:
         ``{"n_problems", "n_per_problem": {"min", "max"}, "ns", "pass@1": {"mean", "ci"},
-        "curves": {method: [{"n", "mean", "ci": [lo, hi], "exact"}]}, "policy_tokens",
+        "curves": {method: [{"n", "mean", "ci": [lo, hi], "exact"}]}, "vs_majority":
+        {method: [{"n", "mean", "ci", "significant"}]} (the method's accuracy minus maj@N, points,
+        with the paired bootstrap interval; ``significant``: the interval lies above 0),
+        "policy_tokens",
         "settings": {...}, "notes"}`` with accuracies in percent. ``policy_tokens`` is
         ``{"per_sample", "by_n"}``: the mean completion tokens of one solution and the expected
         completion tokens per problem at each N (N times the mean over problems of a problem's
@@ -277,6 +282,7 @@ def best_of_n(
     boot = rng.integers(0, len(problems), size=(n_bootstrap, len(problems)))
     tail = (1 - confidence) / 2 * 100
     curves: dict[str, list[dict[str, Any]]] = {m: [] for m in _methods()}
+    vs_majority: dict[str, list[dict[str, Any]]] = {m: [] for m in curves if m != "majority"}
 
     def summarize(values: np.ndarray) -> tuple[float, list[float]]:
         means = 100 * values[boot].mean(axis=1)
@@ -294,6 +300,9 @@ def best_of_n(
         for m, vals in per_problem.items():
             mean, ci = summarize(vals)
             curves[m].append({"n": k, "mean": mean, "ci": ci, "exact": all_exact or m == "pass"})
+        for m in vs_majority:  # paired: the same bootstrap problem sets for both methods
+            mean, ci = summarize(per_problem[m] - per_problem["majority"])
+            vs_majority[m].append({"n": k, "mean": mean, "ci": ci, "significant": ci[0] > 0})
     acc1 = np.array([pass_at_k(len(p.correct), int(p.correct.sum()), 1) for p in problems])
     mean1, ci1 = summarize(acc1)
     notes = []
@@ -317,6 +326,7 @@ def best_of_n(
         "ns": ns,
         "pass@1": {"mean": mean1, "ci": ci1},
         "curves": curves,
+        "vs_majority": vs_majority,
         "policy_tokens": policy_tokens,
         "settings": {
             "n_subsets": n_subsets,

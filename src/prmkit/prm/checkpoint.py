@@ -35,7 +35,7 @@ from typing import Any
 from prmkit.errors import ConfigError, ModelLoadError
 from prmkit.io import make_sibling_dir, remove_stale_siblings, replace_dir, stale_siblings
 from prmkit.models.loading import check_safetensors, resolve_device, resolve_dtype
-from prmkit.prm.heads import PRM, ProbeHead, truncate_for_probe
+from prmkit.prm.heads import PRM, make_probe, truncate_for_probe
 from prmkit.prm.spec import SPEC_FILE, PRMSpec, load_spec, save_spec
 
 __all__ = ["check_checkpoint_target", "load_prm", "save_prm"]
@@ -231,8 +231,9 @@ def load_prm(
                 fix="re-save the checkpoint",
             )
         state = load_file(str(path / PROBE_FILE))
-        spec = spec.replace(probe_layer=truncate_for_probe(model, spec.probe_layer))
-        probe = ProbeHead(model.config.hidden_size, spec.probe_hidden)
+        if "logprobs" not in spec.probe_features:
+            spec = spec.replace(probe_layer=truncate_for_probe(model, spec.probe_layer))
+        probe = make_probe(spec, model.config.hidden_size)
         probe.load_state_dict(state)
         probe.to(device).eval()
     if spec.head == "implicit":

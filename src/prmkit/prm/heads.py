@@ -7,7 +7,8 @@ Every head goes through :func:`step_outputs`, used by both training and scoring:
   ``softmax(logits[pos])[positive]``.
 * ``labeltok``: a causal LM; the step logit is ``lm_logits[pos, +] - lm_logits[pos, -]`` (so
   ``sigmoid`` of it is the softmax over the two label tokens).
-* ``probe``: a small MLP on a frozen hidden layer at the step position; outputs one logit.
+* ``probe``: a small MLP on a frozen hidden layer at the step position and/or on statistics of
+  the frozen model's log-probabilities of the step's tokens; outputs one logit.
 * ``implicit``: ``beta * sum log pi(t)/pi_ref(t)`` over the tokens of each step (tag
   included); a reward, not a logit. Its sum over steps is the outcome logit used in training.
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -31,10 +32,15 @@ from prmkit.prm.formats import Encoded, resolve_label_token_ids
 from prmkit.prm.spec import PRMSpec
 
 __all__ = [
+    "LOGPROB_FEATURES",
     "PRM",
     "ProbeHead",
     "hidden_features",
+    "logprob_features",
+    "make_probe",
     "pad_batch",
+    "probe_inputs",
+    "probe_sizes",
     "step_outputs",
     "to_scores",
     "token_logratios",
@@ -42,29 +48,61 @@ __all__ = [
 
 
 class ProbeHead(nn.Module):
-    """A small MLP (or linear map when ``width == 0``) from a hidden state to one logit.
+    """A small MLP (or linear map when ``width == 0``) from step features to one logit.
+
+    The features are a hidden state (``hidden_size`` values, layer-normalised first) followed by
+    ``n_extra`` scalar features (:func:`logprob_features`, used as they are). ``hidden_size``
+    may be 0 when only the extra features are read.
 
     Example:
         >>> head = ProbeHead(hidden_size=8, width=4)
         >>> head(torch.zeros(3, 8)).shape
         torch.Size([3])
+        >>> ProbeHead(hidden_size=0, width=0, n_extra=6)(torch.zeros(2, 6)).shape
+        torch.Size([2])
     """
 
-    def __init__(self, hidden_size: int, width: int) -> None:
+    def __init__(self, hidden_size: int, width: int, n_extra: int = 0) -> None:
         super().__init__()
+        self.hidden_size, self.n_extra = hidden_size, n_extra
+        if n_extra == 0:  # the original layout (state-dict keys net.0 = norm, net.1 = linear)
+            if width:
+                self.net = nn.Sequential(
+                    nn.LayerNorm(hidden_size),
+                    nn.Linear(hidden_size, width),
+                    nn.GELU(),
+                    nn.Linear(width, 1),
+                )
+            else:
+                self.net = nn.Sequential(nn.LayerNorm(hidden_size), nn.Linear(hidden_size, 1))
+            return
+        self.norm = nn.LayerNorm(hidden_size) if hidden_size else nn.Identity()
+        size = hidden_size + n_extra
         if width:
-            self.net = nn.Sequential(
-                nn.LayerNorm(hidden_size),
-                nn.Linear(hidden_size, width),
-                nn.GELU(),
-                nn.Linear(width, 1),
-            )
+            self.net = nn.Sequential(nn.Linear(size, width), nn.GELU(), nn.Linear(width, 1))
         else:
-            self.net = nn.Sequential(nn.LayerNorm(hidden_size), nn.Linear(hidden_size, 1))
+            self.net = nn.Sequential(nn.Linear(size, 1))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """``(n, hidden)`` features -> ``(n,)`` logits."""
-        return self.net(features.float()).squeeze(-1)
+        """``(n, hidden_size + n_extra)`` features -> ``(n,)`` logits."""
+        x = features.float()
+        if self.n_extra:
+            h, extra = x[:, : self.hidden_size], x[:, self.hidden_size :]
+            x = torch.cat([self.norm(h), extra], dim=-1) if self.hidden_size else extra
+        return self.net(x).squeeze(-1)
+
+
+def probe_sizes(spec: PRMSpec, hidden_size: int) -> tuple[int, int]:
+    """``(hidden part, extra part)`` of the probe's input for ``spec.probe_features``."""
+    hidden = hidden_size if "hidden" in spec.probe_features else 0
+    extra = len(LOGPROB_FEATURES) if "logprobs" in spec.probe_features else 0
+    return hidden, extra
+
+
+def make_probe(spec: PRMSpec, hidden_size: int) -> ProbeHead:
+    """The probe head ``spec`` describes, for a backbone of ``hidden_size``."""
+    hidden, extra = probe_sizes(spec, hidden_size)
+    return ProbeHead(hidden, spec.probe_hidden, extra)
 
 
 @dataclass
@@ -87,6 +125,7 @@ class PRM:
     probe: ProbeHead | None = None
     ref_model: Any = None
     source: str = ""
+    _digit_mask: torch.Tensor | None = field(default=None, repr=False, compare=False)
 
     @property
     def device(self) -> torch.device:
@@ -95,6 +134,12 @@ class PRM:
     def pad_id(self) -> int:
         pad = self.tokenizer.pad_token_id
         return int(pad if pad is not None else 0)
+
+    def digit_mask(self) -> torch.Tensor:
+        """``(vocab,)`` bool: which token ids contain a digit (cached; for logprob features)."""
+        if self._digit_mask is None:
+            self._digit_mask = digit_token_mask(self.tokenizer)
+        return self._digit_mask
 
 
 def pad_batch(
@@ -112,6 +157,100 @@ def pad_batch(
 
 def _backbone(model: Any) -> Any:
     return model.base_model if hasattr(model, "base_model") else model
+
+
+def digit_token_mask(tokenizer: Any) -> torch.Tensor:
+    """``(len(tokenizer),)`` bool: token ids whose text contains a digit 0-9."""
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    return torch.tensor([any(c.isdigit() for c in str(t or "")) for t in tokens])
+
+
+LOGPROB_FEATURES: tuple[str, ...] = (
+    "min_logprob",
+    "mean_logprob",
+    "min_margin",
+    "digit_min_logprob",
+    "digit_min_margin",
+    "digit_mean_logprob",
+)
+"""Per-step statistics of the backbone's own next-token predictions (``probe_features``
+``logprobs``), over the step's tokens (tag included): the lowest and the mean log-probability of
+the tokens written, the lowest *margin* (``log p(token) - max log p``: 0 when the token was the
+model's first choice), and the same three over the tokens that contain a digit (0 when the step
+has none). Values are clipped to ``[-LOGPROB_CLIP, 0]`` and divided by ``LOGPROB_SCALE``. A
+wrong number the policy would rarely have written shows up as a low digit log-probability and
+margin; the statistics are a verifier's reading of the model's own surprise."""
+LOGPROB_CLIP = 20.0
+LOGPROB_SCALE = 5.0
+
+
+def logprob_features(
+    logits: torch.Tensor, input_ids: torch.Tensor, encs: Sequence[Encoded], digits: torch.Tensor
+) -> list[torch.Tensor]:
+    """:data:`LOGPROB_FEATURES` of every kept step: one ``(n_steps, 6)`` tensor per trace.
+
+    Args:
+        logits: ``(batch, seq, vocab)`` next-token logits of the causal LM.
+        input_ids: ``(batch, seq)`` the (right-padded) input.
+        encs: The encoded traces of the batch.
+        digits: ``(vocab,)`` bool mask of digit tokens (:func:`digit_token_mask`).
+    """
+    logp = logits[:, :-1].float().log_softmax(-1)
+    target = input_ids[:, 1:]
+    written = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (b, seq-1): token t+1
+    margin = written - logp.max(-1).values
+    is_digit = digits.to(target.device)[target.clamp(max=len(digits) - 1)]
+    out = []
+    for b, e in enumerate(encs):
+        rows = []
+        for start, end in e.step_token_spans():
+            lo = max(start - 1, 0)  # logits at t-1 predict token t
+            w, m, d = written[b, lo : end - 1], margin[b, lo : end - 1], is_digit[b, lo : end - 1]
+            if len(w) == 0:
+                rows.append(torch.zeros(len(LOGPROB_FEATURES), device=logits.device))
+                continue
+            wd, md = w[d], m[d]
+            zero = w.new_zeros(())
+            rows.append(
+                torch.stack(
+                    [
+                        w.min(),
+                        w.mean(),
+                        m.min(),
+                        wd.min() if len(wd) else zero,
+                        md.min() if len(md) else zero,
+                        wd.mean() if len(wd) else zero,
+                    ]
+                )
+            )
+        feats = torch.stack(rows) if rows else logits.new_zeros(0, len(LOGPROB_FEATURES))
+        out.append(feats.clamp(min=-LOGPROB_CLIP, max=0.0) / LOGPROB_SCALE)
+    return out
+
+
+def probe_inputs(
+    prm: PRM, input_ids: torch.Tensor, attention_mask: torch.Tensor, encs: Sequence[Encoded]
+) -> list[torch.Tensor]:
+    """The probe's input at every kept step, as ``spec.probe_features`` says: ``(n_steps, d)``.
+
+    Training (:func:`prmkit.train.loop.probe_features`) and scoring both read features here.
+    """
+    spec = prm.spec
+    if "logprobs" not in spec.probe_features:
+        return hidden_features(prm.model, input_ids, attention_mask, encs, spec.probe_layer)
+    out = prm.model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        output_hidden_states="hidden" in spec.probe_features,
+    )
+    feats = logprob_features(out.logits, input_ids, encs, prm.digit_mask())
+    if "hidden" not in spec.probe_features:
+        return feats
+    hidden = out.hidden_states[spec.probe_layer]
+    return [
+        torch.cat([hidden[b, e.step_positions].float(), f], dim=-1)
+        for b, (e, f) in enumerate(zip(encs, feats, strict=True))
+    ]
 
 
 def truncate_for_probe(model: Any, layer: int) -> int:
@@ -229,8 +368,7 @@ def step_outputs(
                 expected="PRM.probe",
                 fix="build it with build_prm or load_prm",
             )
-        feats = hidden_features(prm.model, input_ids, attention_mask, encs, spec.probe_layer)
-        return [prm.probe(f) for f in feats]
+        return [prm.probe(f) for f in probe_inputs(prm, input_ids, attention_mask, encs)]
     # implicit
     ratios = token_logratios(prm, input_ids, attention_mask)  # (batch, seq)
     out = []

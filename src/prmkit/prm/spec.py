@@ -38,6 +38,7 @@ __all__ = [
     "AGGREGATIONS",
     "FORMATS",
     "HEADS",
+    "PROBE_FEATURES",
     "SPEC_FILE",
     "SPEC_VERSION",
     "PRMSpec",
@@ -49,6 +50,7 @@ SPEC_FILE = "prm_spec.json"
 SPEC_VERSION = 1
 HEADS = ("tokcls", "labeltok", "probe", "implicit")
 AGGREGATIONS = ("min", "prod", "last", "mean")
+PROBE_FEATURES = ("hidden", "logprobs", "hidden+logprobs")
 TOKENIZATIONS = ("joined", "per_step")
 
 QWEN_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -105,6 +107,11 @@ class PRMSpec:
         beta: ``implicit``: the log-ratio scale (0.05, as PRIME and Yuan et al. 2024).
         probe_layer: ``probe``: which hidden-state layer feeds the MLP (-1 = last).
         probe_hidden: ``probe``: MLP width (0 = a linear probe).
+        probe_features: ``probe``: what the MLP reads at each step: ``hidden`` (the hidden state
+            of ``probe_layer`` at the step position), ``logprobs`` (statistics of the
+            backbone's own log-probabilities of the step's tokens; see
+            :func:`prmkit.prm.heads.logprob_features`) or ``hidden+logprobs`` (both). The
+            log-probabilities need the whole model, so no block is dropped then.
         max_length: Inputs are cut to this many tokens.
         aggregation: Default trace score from step scores: min, prod, last or mean.
         base: Where the backbone came from (informational).
@@ -126,6 +133,7 @@ class PRMSpec:
     beta: float = 0.05
     probe_layer: int = -1
     probe_hidden: int = 256
+    probe_features: str = "hidden"
     max_length: int = 2048
     aggregation: str = "min"
     base: str = ""
@@ -208,6 +216,13 @@ class PRMSpec:
             fail("beta", self.beta, "a positive number", "e.g. beta=0.05")
         if not isinstance(self.probe_hidden, int) or self.probe_hidden < 0:
             fail("probe_hidden", self.probe_hidden, "an integer >= 0", "0 = linear probe")
+        if self.probe_features not in PROBE_FEATURES:
+            fail(
+                "probe_features",
+                self.probe_features,
+                f"one of {list(PROBE_FEATURES)}",
+                "e.g. probe_features=hidden+logprobs",
+            )
         if not isinstance(self.max_length, int) or self.max_length < 8:
             fail("max_length", self.max_length, "an integer >= 8", "e.g. max_length=2048")
         if self.aggregation not in AGGREGATIONS:

@@ -24,6 +24,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +36,10 @@ from prmkit.prm.heads import (
     PRM,
     ProbeHead,
     eval_mode,
+    make_probe,
     pad_batch,
+    probe_inputs,
+    probe_sizes,
     step_outputs,
     truncate_for_probe,
 )
@@ -63,10 +67,13 @@ def build_prm(
     add_tag_token: bool = False,
     device: str = "cpu",
     seed: int = 0,
+    adapter: str | None = None,
 ) -> PRM:
     """A fresh PRM for ``spec.head`` on the base model ``base`` ("smollm2" or a local dir).
 
     Args:
+        adapter: A LoRA adapter (e.g. the policy's warm-up) merged into the base weights before
+            the head is built: the PRM starts from the policy, as Math-Shepherd's does.
         add_tag_token: Add the (stripped) step tag to the tokenizer as a special token and grow
             the embeddings, for tags such as ``<extra_0>`` that are not in the vocabulary.
     """
@@ -85,6 +92,14 @@ def build_prm(
         )
     else:
         model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True)
+    if adapter:
+        from peft import PeftModel
+
+        from prmkit.models.loading import check_safetensors
+        from prmkit.models.policy import ADAPTER_WEIGHTS
+
+        check_safetensors(Path(adapter), ADAPTER_WEIGHTS)
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     if len(tokenizer) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(tokenizer))
     model.to(device)
@@ -92,8 +107,9 @@ def build_prm(
     if spec.head == "probe":
         model.requires_grad_(False)
         model.eval()
-        spec = spec.replace(probe_layer=truncate_for_probe(model, spec.probe_layer))
-        probe = ProbeHead(model.config.hidden_size, spec.probe_hidden).to(device)
+        if "logprobs" not in spec.probe_features:
+            spec = spec.replace(probe_layer=truncate_for_probe(model, spec.probe_layer))
+        probe = make_probe(spec, model.config.hidden_size).to(device)
     if spec.head == "implicit":
         ref = copy.deepcopy(model).requires_grad_(False).eval()
     if lora_r and spec.head != "probe":
@@ -107,8 +123,11 @@ def build_prm(
             modules_to_save=["score"] if spec.head == "tokcls" else None,
         )
         model = get_peft_model(model, config)
-    spec = spec.replace(base=base)
-    return PRM(spec=spec, tokenizer=tokenizer, model=model, probe=probe, ref_model=ref, source=base)
+    source = f"{base}+{adapter}" if adapter else base
+    spec = spec.replace(base=source)
+    return PRM(
+        spec=spec, tokenizer=tokenizer, model=model, probe=probe, ref_model=ref, source=source
+    )
 
 
 @dataclass
@@ -207,21 +226,25 @@ def probe_features(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The probe's features at the labelled step positions and their targets.
 
+    The features are :func:`prmkit.prm.heads.probe_inputs`, as scoring reads them, computed
+    once (length-bucketed batches of ``batch_size`` traces, inference mode).
+
     Returns:
-        ``(features (n, hidden), targets (n,))`` in example order.
+        ``(features (n, d), targets (n,))`` in example order.
     """
-    feats = step_features(
-        prm.model,
-        [e.enc for e in examples],
-        [prm.spec.probe_layer],
-        pad_id=prm.pad_id(),
-        batch_size=batch_size,
-        device=prm.device,
-    )
     targets = torch.tensor([t for e in examples for t in e.targets])
     if not examples:
-        return torch.empty(0, prm.model.config.hidden_size), targets
-    rows = [f[e.label_steps, 0] for f, e in zip(feats, examples, strict=True)]
+        width = sum(probe_sizes(prm.spec, prm.model.config.hidden_size))
+        return torch.empty(0, width), targets
+    encs = [e.enc for e in examples]
+    feats: list[torch.Tensor] = [torch.empty(0)] * len(encs)
+    with torch.inference_mode(), eval_mode(prm.model):
+        for group in length_buckets([len(e.input_ids) for e in encs], batch_size):
+            chosen = [encs[i] for i in group]
+            ids, mask = pad_batch(chosen, prm.pad_id(), prm.device)
+            for i, f in zip(group, probe_inputs(prm, ids, mask, chosen), strict=True):
+                feats[i] = f.float().cpu()
+    rows = [f[e.label_steps] for f, e in zip(feats, examples, strict=True)]
     return torch.cat(rows), targets
 
 

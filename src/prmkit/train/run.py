@@ -31,7 +31,14 @@ from prmkit.records import LabeledTrace, read_nonempty
 
 __all__ = ["SPEC_KEYS", "TrainConfig", "train"]
 
-SPEC_KEYS = ("max_length", "aggregation", "beta", "probe_layer", "probe_hidden")
+SPEC_KEYS = (
+    "max_length",
+    "aggregation",
+    "beta",
+    "probe_layer",
+    "probe_hidden",
+    "probe_features",
+)
 """The :class:`TrainConfig` keys that are PRMSpec fields (``step_tag`` too, when set)."""
 
 
@@ -49,6 +56,9 @@ class TrainConfig:
     out: str = option("", "checkpoint directory to write (new, empty, or a checkpoint)")
     overwrite: bool = option(False, "replace an existing checkpoint at 'out'")
     base: str = option("smollm2", "base model: 'smollm2' or a local Hugging Face directory")
+    adapter: str = option(
+        "", "LoRA adapter merged into the base first, e.g. the policy's warm-up ('' = none)"
+    )
     head: Literal["tokcls", "labeltok", "probe", "implicit"] = option("tokcls", "PRM head")
     format: Literal["trl", "qwen_prm", "math_shepherd"] = option(
         "trl", "input format from prmkit.prm.FORMATS (step tag, joins, chat template)"
@@ -76,6 +86,10 @@ class TrainConfig:
         "probe_layer", "probe head: hidden layer fed to the MLP (-1 = last)"
     )
     probe_hidden: int = _spec_default("probe_hidden", "probe head: MLP width (0 = linear)", ge=0)
+    probe_features: Literal["hidden", "logprobs", "hidden+logprobs"] = _spec_default(
+        "probe_features",
+        "probe head: hidden state, the backbone's own token log-prob statistics, or both",
+    )
     lora_r: int = option(0, "LoRA rank (0 = full fine-tuning)", ge=0)
     lora_alpha: int = option(16, "LoRA alpha", ge=1)
     lora_targets: list[str] = option(["q_proj", "v_proj"], "LoRA target modules")
@@ -199,6 +213,7 @@ def train(
         add_tag_token=cfg.add_tag_token,
         device=cfg.device,
         seed=cfg.seed,
+        adapter=cfg.adapter or None,
     )
     kw = {
         "last_step_only": cfg.last_step_only,
