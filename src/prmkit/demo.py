@@ -24,6 +24,9 @@ from prmkit.config import add_config_arguments, check_ranges, load_config, optio
 
 __all__ = ["DemoConfig", "add_arguments", "run", "run_demo"]
 
+LabelSource = Literal["exact", "mc", "binary", "synthetic", "exact+synthetic"]
+LABEL_SOURCES: tuple[str, ...] = ("exact", "mc", "binary", "synthetic", "exact+synthetic")
+
 
 @dataclass
 class DemoConfig:
@@ -43,10 +46,27 @@ class DemoConfig:
     mc_k: int = option(4, "Monte Carlo rollouts per step prefix")
     binary_k: int = option(4, "binary-search rollouts per probed prefix")
     n_annotate: int = option(32, "PRM-training traces annotated by both MC and binary search")
-    prm_labels: Literal["exact", "mc", "binary"] = option(
+    prm_labels: LabelSource = option(
         "exact",
         "labels the demo PRM trains on: 'exact' (the exact checker's, on every PRM-training "
-        "trace), or 'mc' / 'binary' (step 4's, on the n_annotate annotated traces)",
+        "trace), 'mc' / 'binary' (step 4's, on the n_annotate annotated traces), 'synthetic' "
+        "(gold solutions with injected slips, exact-labelled, no sampling) or 'exact+synthetic'",
+    )
+    compare_labels: list[str] = option(
+        [],
+        "more label sources, each training its own PRM, evaluated the same way in a table "
+        "(e.g. [mc, binary, synthetic]; the demo PRM above is the one search uses)",
+    )
+    synthetic_per_problem: int = option(
+        4, "slipped gold solutions per PRM-training problem (synthetic labels)", ge=0
+    )
+    prm_features: Literal["hidden", "logprobs", "hidden+logprobs"] = option(
+        "logprobs",
+        "what the probe reads: the backbone's hidden state, its own token log-probability "
+        "statistics, or both (docs/BENCHMARKS.md, 'PRMs that beat majority vote')",
+    )
+    prm_backbone: Literal["policy", "base"] = option(
+        "policy", "the PRM's frozen backbone: the warmed-up policy, or the bare base model"
     )
     prm_epochs: int = option(60, "probe-head training epochs")
     prm_lr: float = option(1e-3, "probe-head learning rate", gt=0)
@@ -72,6 +92,16 @@ class DemoConfig:
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        bad = [x for x in self.compare_labels if x not in LABEL_SOURCES]
+        if bad:
+            from prmkit.errors import ConfigError
+
+            raise ConfigError(
+                "unknown label sources in compare_labels",
+                got=bad,
+                expected=f"a list of {list(LABEL_SOURCES)}",
+                fix="e.g. compare_labels=[mc,synthetic]",
+            )
 
 
 def _say(title: str) -> None:
@@ -215,7 +245,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     lap("generate", t0)
 
     summary["annotate"] = _annotate(cfg, generator, adapter, train_problems, train_traces, out, lap)
-    summary["prm"] = _prm(cfg, out, train_traces, eval_traces, lap)
+    summary["prm"] = _prm(cfg, out, train_traces, train_problems, eval_traces, adapter, lap)
     summary["search"] = _search(cfg, generator, eval_problems, out, lap)
     summary["formats"] = _formats(cfg, out, lap)
 
@@ -282,17 +312,24 @@ def _annotate(cfg, generator, adapter, problems, traces, out, lap) -> dict[str, 
             f"{r['rollouts_per_trace']:>15.1f} {r['tokens_per_trace']:>13.0f} "
             f"{r['unlabelled']:>10}"
         )
+    for name, r in results.items():
+        cells = "  ".join(
+            f"step {i}: {100 * a / max(c, 1):.0f}% of {c}" for i, (a, c) in r["by_position"].items()
+        )
+        print(f"{name} step-label agreement by position: {cells or 'none compared'}")
     lap("annotate", t0)
     return results
 
 
-def _agreement(exact: Sequence[Any], labeled: Sequence[Any]) -> dict[str, float]:
+def _agreement(exact: Sequence[Any], labeled: Sequence[Any]) -> dict[str, Any]:
     """First-error and step-label agreement of automatic labels with the exact ones.
 
     Records with no labels (an unsolvable problem) are left out of the accuracies and counted in
-    ``unlabelled``; their rollouts still count in the cost.
+    ``unlabelled``; their rollouts still count in the cost. ``by_position`` is the step-label
+    agreement per 0-based step index (the steps both label), ``[agree, compared]``.
     """
     fe = steps = n_steps = rollouts = tokens = unlabelled = 0
+    by_position: dict[int, list[int]] = {}
     for e, a in zip(exact, labeled, strict=True):
         rollouts += a.meta["annotation"]["rollouts"]
         tokens += a.meta["annotation"]["policy_tokens"]
@@ -300,14 +337,19 @@ def _agreement(exact: Sequence[Any], labeled: Sequence[Any]) -> dict[str, float]
             unlabelled += 1
             continue
         fe += e.first_error == a.first_error
-        for x, y in zip(e.labels, a.labels, strict=True):
+        for i, (x, y) in enumerate(zip(e.labels, a.labels, strict=True)):
             if x is not None and y is not None:
-                steps += (x >= 0.5) == (y >= 0.5)
+                same = (x >= 0.5) == (y >= 0.5)
+                steps += same
                 n_steps += 1
+                cell = by_position.setdefault(i, [0, 0])
+                cell[0] += same
+                cell[1] += 1
     n = max(len(exact), 1)
     return {
         "first_error_acc": 100 * fe / max(len(exact) - unlabelled, 1),
         "step_acc": 100 * steps / max(n_steps, 1),
+        "by_position": {str(i): by_position[i] for i in sorted(by_position)},
         "rollouts_per_trace": rollouts / n,
         "tokens_per_trace": tokens / n,
         "traces": n,
@@ -315,58 +357,44 @@ def _agreement(exact: Sequence[Any], labeled: Sequence[Any]) -> dict[str, float]
     }
 
 
-def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str, Any]:
-    """Train a probe PRM on the MC labels, score held-out traces, evaluate against exact labels."""
-    from prmkit.evaluate.best_of_n import best_of_n, group_problems
-    from prmkit.evaluate.processbench import (
-        Sample,
-        ThresholdSelectionError,
-        choose_threshold,
-        evaluate_predictions,
-        predictions_from_scores,
-    )
-    from prmkit.evaluate.step_metrics import step_metrics
-    from prmkit.io import write_json
-    from prmkit.records import LabeledTrace, read_records, write_records
-    from prmkit.score.scorer import PRMScorer
+def _prm_records(
+    cfg: DemoConfig, out: Path, source: str, train_traces, train_problems, held: set[str]
+) -> list[Any]:
+    """The PRM-training records of one label source (never a calibration problem's)."""
+    from prmkit.records import LabeledTrace, read_records
+    from prmkit.tasks.arithmetic_slips import slip_traces
+
+    records: list[Any] = []
+    if source in ("exact", "exact+synthetic"):
+        records += train_traces
+    if source in ("mc", "binary"):
+        records += read_records(out / f"labeled_{source}.jsonl", LabeledTrace)
+    if source in ("synthetic", "exact+synthetic"):
+        problems = [p for p in train_problems if p.id not in held]
+        records += slip_traces(problems, cfg.synthetic_per_problem, seed=cfg.seed)
+    # unsolvable problems' null labels teach nothing; calibration problems stay unseen
+    return [t for t in records if t.problem_id not in held and any(y is not None for y in t.labels)]
+
+
+def _train_prm(cfg: DemoConfig, out: Path, name: str, records, adapter: str | None) -> Any:
+    """Train the probe PRM on ``records``; return (checkpoint dir, train report)."""
+    from prmkit.records import write_records
     from prmkit.train import TrainConfig, train
 
-    if cfg.prm_labels not in ("exact", "mc", "binary"):
-        from prmkit.errors import ConfigError
-
-        raise ConfigError(
-            "unknown prm_labels",
-            got=cfg.prm_labels,
-            expected="exact, mc or binary",
-            fix="e.g. prm_labels=exact",
-        )
-    layer = "last layer" if cfg.probe_layer == -1 else f"layer {cfg.probe_layer}"
-    _say(
-        f"5. train: a probe-head PRM on the {cfg.prm_labels} labels "
-        f"(frozen SmolLM2, {layer} features)"
-    )
-    t0 = time.perf_counter()
-    prm_dir = out / "prm"
-    problem_ids = list(dict.fromkeys(t.problem_id for t in train_traces))
-    n_held = min(max(cfg.calibration_problems, 0), max(len(problem_ids) - 1, 0))
-    held = set(problem_ids[len(problem_ids) - n_held :]) if n_held else set()
-    calibration = [t for t in train_traces if t.problem_id in held] if held else train_traces
-    labeled = (
-        train_traces
-        if cfg.prm_labels == "exact"
-        else read_records(out / f"labeled_{cfg.prm_labels}.jsonl", LabeledTrace)
-    )
-    data = out / "prm_train.jsonl"
-    write_records(data, [t for t in labeled if t.problem_id not in held])
+    prm_dir = out / name
+    data = out / f"{name}_train.jsonl"
+    write_records(data, records)
     report = train(
         TrainConfig(
             data=str(data),
             out=str(prm_dir),
             overwrite=True,  # the demo's own checkpoint from an earlier run
             base=cfg.model,
+            adapter=(adapter or "") if cfg.prm_backbone == "policy" else "",
             head="probe",
             probe_layer=cfg.probe_layer,
             probe_hidden=cfg.probe_hidden,
+            probe_features=cfg.prm_features,
             until_first_error=cfg.prm_until_first_error,
             lr=cfg.prm_lr,
             epochs=cfg.prm_epochs,
@@ -377,6 +405,84 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
         ),
         log=lambda *a: None,
     )
+    return prm_dir, report
+
+
+def _evaluate_prm(
+    cfg: DemoConfig, prm_dir: Path, eval_traces, calibration, held: set[str]
+) -> dict[str, Any]:
+    """Score held-out and calibration traces; best-of-N, step AUROC and first-error F1."""
+    from prmkit.evaluate.best_of_n import best_of_n, group_problems
+    from prmkit.evaluate.processbench import (
+        Sample,
+        ThresholdSelectionError,
+        choose_threshold,
+        evaluate_predictions,
+        predictions_from_scores,
+    )
+    from prmkit.evaluate.step_metrics import step_metrics
+    from prmkit.score.scorer import PRMScorer
+
+    scorer = PRMScorer.from_checkpoint(str(prm_dir))
+    scored_eval = scorer.score_records(eval_traces, prm_name=str(prm_dir))
+    scored_calibration = scorer.score_records(calibration, prm_name=str(prm_dir))
+    for t in scored_eval:  # best-of-N judges the final answer, as the field does
+        t.meta["correct"] = t.meta["final_answer_correct"]
+    bon = best_of_n(group_problems(scored_eval), seed=cfg.seed)
+    try:
+        threshold, calibration_f1 = choose_threshold(
+            [(t.first_error, t.step_scores) for t in scored_calibration]
+        )
+        source = (
+            "calibration traces held out of PRM training (exact labels)"
+            if held
+            else "the PRM-training traces themselves (exact labels; no held-out split)"
+        )
+    except ThresholdSelectionError as exc:  # e.g. an untuned policy that never solves one
+        threshold, calibration_f1 = 0.5, None
+        source = f"fixed 0.5: the calibration split cannot choose one ({exc.what})"
+    samples = [Sample(id=t.id, label=t.first_error, n_steps=len(t.steps)) for t in scored_eval]
+    preds = predictions_from_scores({t.id: t for t in scored_eval}, samples, threshold)
+    pb = evaluate_predictions({"arithmetic": samples}, preds)
+    pb.update(threshold=threshold, threshold_source=source, calibration_f1=calibration_f1)
+    return {
+        "scored_eval": scored_eval,
+        "scored_calibration": scored_calibration,
+        "bon": bon,
+        "processbench": pb,
+        "steps": step_metrics(scored_eval),
+    }
+
+
+def _bon_line(bon: dict[str, Any], method: str) -> dict[str, Any]:
+    """A method's accuracy and its difference from majority vote at N_max."""
+    acc = bon["curves"][method][-1]
+    diff = bon["vs_majority"][method][-1]
+    return {"n": acc["n"], "acc": acc["mean"], "ci": acc["ci"], "diff": diff}
+
+
+def _prm(
+    cfg: DemoConfig, out: Path, train_traces, train_problems, eval_traces, adapter, lap
+) -> dict[str, Any]:
+    """Train the demo's probe PRM, score held-out traces, evaluate against exact labels."""
+    from prmkit.io import write_json
+    from prmkit.records import write_records
+
+    layer = "last layer" if cfg.probe_layer == -1 else f"layer {cfg.probe_layer}"
+    feats = {
+        "hidden": f"{layer} hidden state",
+        "logprobs": "its own token log-probabilities",
+        "hidden+logprobs": f"{layer} hidden state and token log-probabilities",
+    }[cfg.prm_features]
+    backbone = "the warmed-up policy" if cfg.prm_backbone == "policy" and adapter else cfg.model
+    _say(f"5. train: a probe-head PRM on the {cfg.prm_labels} labels (frozen {backbone}, {feats})")
+    t0 = time.perf_counter()
+    problem_ids = list(dict.fromkeys(t.problem_id for t in train_traces))
+    n_held = min(max(cfg.calibration_problems, 0), max(len(problem_ids) - 1, 0))
+    held = set(problem_ids[len(problem_ids) - n_held :]) if n_held else set()
+    calibration = [t for t in train_traces if t.problem_id in held] if held else train_traces
+    records = _prm_records(cfg, out, cfg.prm_labels, train_traces, train_problems, held)
+    prm_dir, report = _train_prm(cfg, out, "prm", records, adapter)
     kept = (
         f"{len(calibration)} traces of {len(held)} other problems kept for the threshold"
         if held
@@ -391,62 +497,99 @@ def _prm(cfg: DemoConfig, out: Path, train_traces, eval_traces, lap) -> dict[str
 
     _say("6. score: every step of every held-out trace, one forward pass per trace")
     t0 = time.perf_counter()
-    scorer = PRMScorer.from_checkpoint(str(prm_dir))
-    scored_eval = scorer.score_records(eval_traces, prm_name=str(prm_dir))
-    scored_calibration = scorer.score_records(calibration, prm_name=str(prm_dir))
-    for t in scored_eval:  # best-of-N judges the final answer, as the field does
-        t.meta["correct"] = t.meta["final_answer_correct"]
-    write_records(out / "scored_eval.jsonl", scored_eval)
-    write_records(out / "scored_calibration.jsonl", scored_calibration)
-    steps = sum(len(t.steps) for t in scored_eval)
-    print(f"scored {len(scored_eval)} traces, {steps} steps")
+    result = _evaluate_prm(cfg, prm_dir, eval_traces, calibration, held)
+    write_records(out / "scored_eval.jsonl", result["scored_eval"])
+    write_records(out / "scored_calibration.jsonl", result["scored_calibration"])
+    steps = sum(len(t.steps) for t in result["scored_eval"])
+    print(f"scored {len(result['scored_eval'])} traces, {steps} steps")
     lap("score", t0)
 
     _say("7. evaluate: best-of-N and ProcessBench-style first-error F1 vs the exact checker")
     t0 = time.perf_counter()
-    bon = best_of_n(group_problems(scored_eval), seed=cfg.seed)
+    bon, pb, metrics = result["bon"], result["processbench"], result["steps"]
     write_json(out / "bon.json", {"benchmark": "bon", **bon})
+    write_json(out / "processbench_arithmetic.json", {"benchmark": "processbench", **pb})
+    write_json(out / "steps.json", {"benchmark": "steps", **metrics})
     last = {m: c[-1] for m, c in bon["curves"].items()}
-    n_max = last["maj"]["n"] if "maj" in last else max(bon["ns"])
+    n_max = last["majority"]["n"]
     print(
-        f"N = {n_max}:  pass@1 {bon['pass@1']['mean']:.1f}%  "
+        f"N = {n_max}, {bon['n_problems']} problems:  pass@1 {bon['pass@1']['mean']:.1f}%  "
         + "  ".join(f"{m} {c['mean']:.1f}%" for m, c in last.items())
     )
-    try:
-        threshold, train_f1 = choose_threshold(
-            [(t.first_error, t.step_scores) for t in scored_calibration]
+    verdicts = {}
+    for method in ("prm_min", "weighted_min"):
+        line = _bon_line(bon, method)
+        d = line["diff"]
+        verdicts[method] = d
+        lo, hi = d["ci"]
+        verdict = (
+            "significant: the interval is above 0"
+            if d["significant"]
+            else f"NOT significant at {bon['n_problems']} problems: the interval includes 0 "
+            "(recipes/verify_large.yaml measures it on 100 problems)"
         )
-        source = (
-            "calibration traces held out of PRM training (exact labels)"
-            if held
-            else "the PRM-training traces themselves (exact labels; no held-out split)"
+        print(
+            f"{method} - majority@{n_max}: {d['mean']:+.1f} points, 95% paired bootstrap CI "
+            f"[{lo:+.1f}, {hi:+.1f}]; {verdict}"
         )
-    except ThresholdSelectionError as exc:  # e.g. an untuned policy that never solves one
-        threshold, train_f1 = 0.5, float("nan")
-        source = "fixed 0.5: the calibration split cannot choose one"
-        print(f"note: {exc}; using the fixed threshold 0.5")
-    samples = [Sample(id=t.id, label=t.first_error, n_steps=len(t.steps)) for t in scored_eval]
-    preds = predictions_from_scores({t.id: t for t in scored_eval}, samples, threshold)
-    pb = evaluate_predictions({"arithmetic": samples}, preds)
-    pb.update(threshold=threshold, threshold_source=source)
-    write_json(out / "processbench_arithmetic.json", {"benchmark": "processbench", **pb})
     sub = pb["subsets"]["arithmetic"]
     print(
-        f"threshold {threshold:.3f} (chosen on the {'calibration' if held else 'training'} "
-        f"traces, F1 there "
-        f"{train_f1:.1f}); held-out: acc_error {_pct(sub['acc_error'])}  "
+        f"threshold {pb['threshold']:.3f} from {pb['threshold_source']} (F1 there "
+        f"{_pct(pb['calibration_f1'])}); held-out: acc_error {_pct(sub['acc_error'])}  "
         f"acc_correct {_pct(sub['acc_correct'])}  F1 {_pct(sub['f1'])}"
     )
-    metrics = step_metrics(scored_eval)
-    write_json(out / "steps.json", {"benchmark": "steps", **metrics})
     print(f"step AUROC {_num(metrics['auroc'])}  ECE {_num(metrics['ece'])}")
+    sources = {cfg.prm_labels: _source_row(cfg.prm_labels, records, result)}
+    for source in cfg.compare_labels:
+        if source == cfg.prm_labels:
+            continue
+        name = "prm_" + source.replace("+", "_")
+        records = _prm_records(cfg, out, source, train_traces, train_problems, held)
+        if not records:
+            print(f"label source {source}: no labelled traces; skipped")
+            continue
+        prm_dir, _ = _train_prm(cfg, out, name, records, adapter)
+        other = _evaluate_prm(cfg, prm_dir, eval_traces, calibration, held)
+        sources[source] = _source_row(source, records, other)
+    if len(sources) > 1:
+        print(
+            "label source comparison (each its own PRM; same held-out traces and threshold rule):"
+        )
+        print(
+            f"{'labels':<16} {'traces':>7} {'AUROC':>6} {'F1':>6} {'prm_min':>8} "
+            f"{'weighted':>8} {'prm-maj [95% CI]':>24}"
+        )
+        for source, r in sources.items():
+            lo, hi = r["prm_min_vs_majority"]["ci"]
+            print(
+                f"{source:<16} {r['traces']:>7} {_num(r['auroc']):>6} {_pct(r['f1']):>6} "
+                f"{r['prm_min']:>7.1f}% {r['weighted_min']:>7.1f}% "
+                f"{r['prm_min_vs_majority']['mean']:>+6.1f} [{lo:+.1f}, {hi:+.1f}]"
+            )
+    write_json(out / "label_sources.json", {"benchmark": "label_sources", "sources": sources})
     lap("evaluate", t0)
     return {
         "bon_last": last,
         "pass@1": bon["pass@1"]["mean"],
+        "vs_majority": verdicts,
         "processbench": sub,
-        "threshold": threshold,
+        "threshold": pb["threshold"],
         "auroc": metrics["auroc"],
+        "label_sources": sources,
+    }
+
+
+def _source_row(source: str, records, result: dict[str, Any]) -> dict[str, Any]:
+    bon = result["bon"]
+    return {
+        "traces": len(records),
+        "auroc": result["steps"]["auroc"],
+        "f1": result["processbench"]["subsets"]["arithmetic"]["f1"],
+        "majority": bon["curves"]["majority"][-1]["mean"],
+        "prm_min": bon["curves"]["prm_min"][-1]["mean"],
+        "weighted_min": bon["curves"]["weighted_min"][-1]["mean"],
+        "prm_min_vs_majority": bon["vs_majority"]["prm_min"][-1],
+        "weighted_min_vs_majority": bon["vs_majority"]["weighted_min"][-1],
     }
 
 

@@ -8,13 +8,13 @@ extended many times).
 
 :class:`IncrementalPRMScorer` implements it for a prmkit PRM in two modes:
 
-* ``"kv"`` (tokcls, labeltok and probe heads on a causal backbone): each state keeps the KV
-  cache of the tokens up to its last step tag, stored as a tree of segments shared between
+* ``"kv"`` (tokcls, labeltok and hidden-state probe heads on a causal backbone): each state
+  keeps the KV cache of the tokens up to its last step tag, stored as a tree of segments shared between
   parents and children. Extending runs only the new tokens through the model, on top of the
   parent's cache. Siblings (the ``M`` children of one beam) run in one batched forward pass, and
   the tokens they all share (the prompt, on the first round) run once.
-* ``"recompute"`` (the ``implicit`` head, or a model without a KV cache): each extended trace
-  runs through the model in one pass (batched like :class:`~prmkit.score.scorer.PRMScorer`);
+* ``"recompute"`` (the ``implicit`` head, a probe reading log-probabilities, or a model
+  without a KV cache): each extended trace runs through the model in one pass (batched like :class:`~prmkit.score.scorer.PRMScorer`);
   only the new steps' scores are taken, the prefix scores are kept. The implicit head needs the
   reference model's log-probabilities too, so caching it would mean two caches per beam; this
   mode keeps it simple at the cost of re-running the prefix tokens (counted in ``prm_tokens``).
@@ -205,7 +205,10 @@ class IncrementalPRMScorer:
         self.batch_size = batch_size
         self.name = name if name is not None else (prm.source or "prm")
         self._cache_arg = _cache_argument(self._kv_model(prm))
-        kv_ok = prm.spec.head != "implicit" and self._cache_arg is not None
+        # a log-probability feature reads the logit *before* a step's first token, which the
+        # KV path computed in the parent's run: such probes recompute
+        logprobs = prm.spec.head == "probe" and "logprobs" in prm.spec.probe_features
+        kv_ok = prm.spec.head != "implicit" and not logprobs and self._cache_arg is not None
         if mode == "auto":
             mode = "kv" if kv_ok else "recompute"
         if mode not in ("kv", "recompute"):
@@ -219,7 +222,8 @@ class IncrementalPRMScorer:
             raise ConfigError(
                 "KV-cache scoring is not available for this PRM",
                 got={"head": prm.spec.head, "cache_argument": self._cache_arg},
-                expected="a tokcls, labeltok or probe head on a causal model with a KV cache",
+                expected="a tokcls, labeltok or hidden-state probe head on a causal model with a "
+                "KV cache",
                 fix="use mode='recompute' (or 'auto')",
             )
         self.mode: Literal["kv", "recompute"] = mode
