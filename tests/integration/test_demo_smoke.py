@@ -19,18 +19,25 @@ def test_demo_runs_every_stage_on_a_tiny_model(tiny_model_dir, tmp_path, monkeyp
         "n_eval_problems=2", "n_samples=2", "n_train_problems=2", "n_train_samples=2",
         "n_annotate=2", "mc_k=1", "binary_k=1", "max_new_tokens=6", "prm_epochs=2",
         "probe_layer=1", "calibration_problems=1", "search_problems=1", "search_n=2",
-        "search_m=1",
+        "search_m=1", "compare_labels=[mc,synthetic]", "synthetic_per_problem=2",
     ]  # fmt: skip
     assert main(argv) == 0
     text = capsys.readouterr().out
+    assert "label source comparison" in text
+    sources = json.loads((out / "label_sources.json").read_text())["sources"]
+    assert set(sources) == {"exact", "mc", "synthetic"}
+    assert sources["synthetic"]["traces"] == 3  # 1 training problem: its gold + 2 slips
     for stage in ("1. policy", "5. train", "8. search", "9. formats", "10. report"):
         assert f"== {stage}" in text
     assert "shared data not converted" in text  # no shared data: only the demo's own records
     assert "traces of 1 other problems kept for the threshold" in text
+    assert "95% paired bootstrap CI" in text and "significant" in text
+    assert "from calibration traces held out of PRM training" in text or "fixed 0.5" in text
     summary = json.loads((out / "demo_summary.json").read_text())
     assert set(summary["timings_s"]) >= {"generate", "annotate", "train", "score", "search"}
     spec = json.loads((out / "prm" / "prm_spec.json").read_text())
-    assert spec["probe_layer"] == 1 and spec["head"] == "probe"
+    assert spec["head"] == "probe" and spec["probe_features"] == "logprobs"
+    assert set(summary["prm"]["vs_majority"]) == {"prm_min", "weighted_min"}
     assert (out / "traces_eval.processbench.json").exists()
     assert (out / "traces_eval.trl.jsonl").exists()
     assert (out / "report.html").exists() and (out / "report.md").exists()
