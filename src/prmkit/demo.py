@@ -409,9 +409,19 @@ def _train_prm(cfg: DemoConfig, out: Path, name: str, records, adapter: str | No
 
 
 def _evaluate_prm(
-    cfg: DemoConfig, prm_dir: Path, eval_traces, calibration, held: set[str]
+    cfg: DemoConfig,
+    prm_dir: Path,
+    eval_traces,
+    calibration,
+    held: set[str],
+    shared: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Score held-out and calibration traces; best-of-N, step AUROC and first-error F1."""
+    """Score held-out and calibration traces; best-of-N, step AUROC and first-error F1.
+
+    ``shared``: the probe inputs of an earlier PRM with the same frozen backbone and spec (only
+    the probe weights differ): this PRM scores from them instead of running the backbone again.
+    Filled on the first call.
+    """
     from prmkit.evaluate.best_of_n import best_of_n, group_problems
     from prmkit.evaluate.processbench import (
         Sample,
@@ -421,11 +431,27 @@ def _evaluate_prm(
         predictions_from_scores,
     )
     from prmkit.evaluate.step_metrics import step_metrics
-    from prmkit.score.scorer import PRMScorer
+    from prmkit.score.scorer import PRMScorer, to_scored
 
     scorer = PRMScorer.from_checkpoint(str(prm_dir))
-    scored_eval = scorer.score_records(eval_traces, prm_name=str(prm_dir))
-    scored_calibration = scorer.score_records(calibration, prm_name=str(prm_dir))
+    if shared is None or scorer.prm.spec.head != "probe":
+        scored_eval = scorer.score_records(eval_traces, prm_name=str(prm_dir))
+        scored_calibration = scorer.score_records(calibration, prm_name=str(prm_dir))
+    else:
+        spec = scorer.prm.spec.to_dict()
+        if shared.get("spec") != spec:
+            shared.update(
+                spec=spec,
+                eval=scorer.probe_inputs(eval_traces),
+                calibration=scorer.probe_inputs(calibration),
+            )
+        scored_eval, scored_calibration = (
+            [
+                to_scored(t, s, str(prm_dir))
+                for t, s in zip(traces, scorer.score_inputs(shared[key]), strict=True)
+            ]
+            for traces, key in ((eval_traces, "eval"), (calibration, "calibration"))
+        )
     for t in scored_eval:  # best-of-N judges the final answer, as the field does
         t.meta["correct"] = t.meta["final_answer_correct"]
     bon = best_of_n(group_problems(scored_eval), seed=cfg.seed)
@@ -497,7 +523,8 @@ def _prm(
 
     _say("6. score: every step of every held-out trace, one forward pass per trace")
     t0 = time.perf_counter()
-    result = _evaluate_prm(cfg, prm_dir, eval_traces, calibration, held)
+    shared: dict[str, Any] = {}  # probe inputs, reused by PRMs on the same backbone and spec
+    result = _evaluate_prm(cfg, prm_dir, eval_traces, calibration, held, shared)
     write_records(out / "scored_eval.jsonl", result["scored_eval"])
     write_records(out / "scored_calibration.jsonl", result["scored_calibration"])
     steps = sum(len(t.steps) for t in result["scored_eval"])
@@ -549,7 +576,7 @@ def _prm(
             print(f"label source {source}: no labelled traces; skipped")
             continue
         prm_dir, _ = _train_prm(cfg, out, name, records, adapter)
-        other = _evaluate_prm(cfg, prm_dir, eval_traces, calibration, held)
+        other = _evaluate_prm(cfg, prm_dir, eval_traces, calibration, held, shared)
         sources[source] = _source_row(source, records, other)
     if len(sources) > 1:
         print(

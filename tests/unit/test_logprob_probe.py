@@ -162,3 +162,22 @@ def test_adapter_merges_into_the_prm_backbone(tmp_path, tiny_base):
         a = plain.model(input_ids=ids).logits
         b = merged.model(input_ids=ids).logits
     assert not torch.allclose(a, b)
+
+
+def test_probes_on_one_backbone_score_from_shared_inputs(tmp_path, tiny_base):
+    """score_inputs(probe_inputs(...)) is score(...); another probe reuses the same inputs."""
+    from prmkit.score.scorer import PRMScorer
+
+    spec = PRMSpec.from_format("trl", head="probe", probe_features="logprobs", probe_hidden=0)
+    data = traces()
+    a = PRMScorer(build_prm(spec, str(tiny_base), seed=1), batch_size=1)
+    b = PRMScorer(build_prm(spec, str(tiny_base), seed=2), batch_size=2)
+    inputs = a.probe_inputs(data)
+    for scorer in (a, b):
+        want = scorer.score(data)
+        got = scorer.score_inputs(inputs)
+        assert all(g == pytest.approx(w, abs=1e-5) for g, w in zip(got, want, strict=True))
+    assert a.score(data) != b.score(data)
+    tokcls = PRMScorer(build_prm(PRMSpec.from_format("trl", head="tokcls"), str(tiny_base)))
+    with pytest.raises(ConfigError, match="probe"):
+        tokcls.probe_inputs(data)
