@@ -415,6 +415,7 @@ def _evaluate_prm(
     calibration,
     held: set[str],
     shared: dict[str, Any] | None = None,
+    train_traces: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Score held-out and calibration traces; best-of-N, step AUROC and first-error F1.
 
@@ -455,18 +456,24 @@ def _evaluate_prm(
     for t in scored_eval:  # best-of-N judges the final answer, as the field does
         t.meta["correct"] = t.meta["final_answer_correct"]
     bon = best_of_n(group_problems(scored_eval), seed=cfg.seed)
-    try:
-        threshold, calibration_f1 = choose_threshold(
-            [(t.first_error, t.step_scores) for t in scored_calibration]
-        )
-        source = (
-            "calibration traces held out of PRM training (exact labels)"
-            if held
-            else "the PRM-training traces themselves (exact labels; no held-out split)"
-        )
-    except ThresholdSelectionError as exc:  # e.g. an untuned policy that never solves one
-        threshold, calibration_f1 = 0.5, None
-        source = f"fixed 0.5: the calibration split cannot choose one ({exc.what})"
+    threshold, calibration_f1, source = 0.5, None, ""
+    candidates = [
+        (scored_calibration, "calibration traces held out of PRM training (exact labels)")
+    ]
+    if held:  # a small split may hold no error-free trace: fall back to the training traces
+        candidates.append((None, "the PRM-training traces (the calibration split cannot choose)"))
+    for traces, where in candidates:
+        if traces is None:
+            traces = scorer.score_records(train_traces, prm_name=str(prm_dir))
+        try:
+            threshold, calibration_f1 = choose_threshold(
+                [(t.first_error, t.step_scores) for t in traces]
+            )
+        except ThresholdSelectionError as exc:  # e.g. an untuned policy never solves one
+            source = f"fixed 0.5: {exc.what}"
+            continue
+        source = where if held else "the PRM-training traces themselves (no held-out split)"
+        break
     samples = [Sample(id=t.id, label=t.first_error, n_steps=len(t.steps)) for t in scored_eval]
     preds = predictions_from_scores({t.id: t for t in scored_eval}, samples, threshold)
     pb = evaluate_predictions({"arithmetic": samples}, preds)
@@ -524,7 +531,8 @@ def _prm(
     _say("6. score: every step of every held-out trace, one forward pass per trace")
     t0 = time.perf_counter()
     shared: dict[str, Any] = {}  # probe inputs, reused by PRMs on the same backbone and spec
-    result = _evaluate_prm(cfg, prm_dir, eval_traces, calibration, held, shared)
+    training = [t for t in train_traces if t.problem_id not in held]
+    result = _evaluate_prm(cfg, prm_dir, eval_traces, calibration, held, shared, training)
     write_records(out / "scored_eval.jsonl", result["scored_eval"])
     write_records(out / "scored_calibration.jsonl", result["scored_calibration"])
     steps = sum(len(t.steps) for t in result["scored_eval"])
@@ -576,7 +584,7 @@ def _prm(
             print(f"label source {source}: no labelled traces; skipped")
             continue
         prm_dir, _ = _train_prm(cfg, out, name, records, adapter)
-        other = _evaluate_prm(cfg, prm_dir, eval_traces, calibration, held, shared)
+        other = _evaluate_prm(cfg, prm_dir, eval_traces, calibration, held, shared, training)
         sources[source] = _source_row(source, records, other)
     if len(sources) > 1:
         print(

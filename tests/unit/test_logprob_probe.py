@@ -181,3 +181,23 @@ def test_probes_on_one_backbone_score_from_shared_inputs(tmp_path, tiny_base):
     tokcls = PRMScorer(build_prm(PRMSpec.from_format("trl", head="tokcls"), str(tiny_base)))
     with pytest.raises(ConfigError, match="probe"):
         tokcls.probe_inputs(data)
+
+
+def test_the_lm_head_on_the_steps_only_gives_the_full_forward_features(tiny_base):
+    """probe_inputs skips the prompt's logits; the features equal those of the whole forward."""
+    from prmkit.prm.heads import LOGPROB_FEATURES, logprob_features
+
+    spec = PRMSpec.from_format("trl", head="probe", probe_features="logprobs", probe_hidden=0)
+    prm = build_prm(spec, str(tiny_base))
+    data = traces()
+    encs = [encode(prm.spec, prm.tokenizer, t.prompt, t.steps) for t in data]
+    ids, mask = pad_batch(encs, prm.pad_id())
+    with torch.no_grad():
+        fast = probe_inputs(prm, ids, mask, encs)
+        logits = prm.model(input_ids=ids, attention_mask=mask).logits
+        full = logprob_features(logits, ids, encs, prm.digit_mask())
+    assert all(
+        f.shape == (len(e.step_positions), len(LOGPROB_FEATURES))
+        for f, e in zip(fast, encs, strict=True)
+    )
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(fast, full, strict=True))

@@ -185,27 +185,34 @@ LOGPROB_SCALE = 5.0
 
 
 def logprob_features(
-    logits: torch.Tensor, input_ids: torch.Tensor, encs: Sequence[Encoded], digits: torch.Tensor
+    logits: torch.Tensor,
+    input_ids: torch.Tensor,
+    encs: Sequence[Encoded],
+    digits: torch.Tensor,
+    offset: int = 0,
 ) -> list[torch.Tensor]:
     """:data:`LOGPROB_FEATURES` of every kept step: one ``(n_steps, 6)`` tensor per trace.
 
     Args:
-        logits: ``(batch, seq, vocab)`` next-token logits of the causal LM.
+        logits: ``(batch, seq - offset, vocab)`` next-token logits of the causal LM at positions
+            ``offset ..`` (``offset`` at most one before the first step's first token).
         input_ids: ``(batch, seq)`` the (right-padded) input.
         encs: The encoded traces of the batch.
         digits: ``(vocab,)`` bool mask of digit tokens (:func:`digit_token_mask`).
+        offset: The input position of ``logits[:, 0]``.
     """
-    logp = logits[:, :-1].float().log_softmax(-1)
-    target = input_ids[:, 1:]
-    written = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)  # (b, seq-1): token t+1
-    margin = written - logp.max(-1).values
+    logits = logits[:, :-1].float()  # position offset + i predicts token offset + i + 1
+    target = input_ids[:, offset + 1 :]
+    picked = logits.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    written = picked - logits.logsumexp(-1)  # log p of the token written
+    margin = picked - logits.max(-1).values  # log p(token) - max log p
     is_digit = digits.to(target.device)[target.clamp(max=len(digits) - 1)]
     out = []
     for b, e in enumerate(encs):
         rows = []
         for start, end in e.step_token_spans():
-            lo = max(start - 1, 0)  # logits at t-1 predict token t
-            w, m, d = written[b, lo : end - 1], margin[b, lo : end - 1], is_digit[b, lo : end - 1]
+            lo, hi = max(start - 1 - offset, 0), end - 1 - offset  # logits at t-1 predict t
+            w, m, d = written[b, lo:hi], margin[b, lo:hi], is_digit[b, lo:hi]
             if len(w) == 0:
                 rows.append(torch.zeros(len(LOGPROB_FEATURES), device=logits.device))
                 continue
@@ -238,13 +245,26 @@ def probe_inputs(
     spec = prm.spec
     if "logprobs" not in spec.probe_features:
         return hidden_features(prm.model, input_ids, attention_mask, encs, spec.probe_layer)
-    out = prm.model(
-        input_ids=input_ids,
-        attention_mask=attention_mask,
-        output_hidden_states="hidden" in spec.probe_features,
+    model = prm.model
+    head = model.get_output_embeddings()
+    plain_head = all(  # logits = lm_head(last hidden state), nothing after it
+        getattr(model.config, k, None) is None for k in ("final_logit_softcapping", "logit_scale")
     )
-    feats = logprob_features(out.logits, input_ids, encs, prm.digit_mask())
-    if "hidden" not in spec.probe_features:
+    want_hidden = "hidden" in spec.probe_features
+    if head is not None and plain_head:
+        # the prompt's logits are never read: run the LM head from the first step on only
+        out = _backbone(model)(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden
+        )
+        offset = max(min(e.content_start for e in encs) - 1, 0)
+        logits = head(out.last_hidden_state[:, offset:])
+    else:
+        out = model(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden
+        )
+        offset, logits = 0, out.logits
+    feats = logprob_features(logits, input_ids, encs, prm.digit_mask(), offset)
+    if not want_hidden:
         return feats
     hidden = out.hidden_states[spec.probe_layer]
     return [
