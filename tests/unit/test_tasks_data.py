@@ -220,8 +220,12 @@ def test_strict_mode_raises_and_lenient_counts():
 
 
 def _heavy(k: int) -> tuple[str, str]:
-    """A pair math-verify needs far more than 1 s to compare (uncached: k differs)."""
-    return f"(x+{k})^{{20000}}", f"x^{{20000}}+{k}"
+    """A pair math-verify needs more than 1 s to compare (uncached: k differs).
+
+    Not larger: sympy expands a power in long C calls that a SIGALRM deadline cannot interrupt
+    until they return (an exponent of 20000 once held the unit run for over 10 minutes).
+    """
+    return f"(x+{k})^{{3000}}", f"x^{{3000}}+{k}"
 
 
 def test_timeout_is_enforced_and_counted():
