@@ -51,6 +51,7 @@ def main() -> None:
     ap.add_argument("--slips", type=int, default=4, help="synthetic slips per training problem")
     ap.add_argument("--adapter", default="")
     ap.add_argument("--features", default="logprobs")
+    ap.add_argument("--probe-layer", type=int, default=16, help="hidden features' layer")
     ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--epochs", type=int, default=60)
     ap.add_argument("--out", required=True)
@@ -103,7 +104,7 @@ def main() -> None:
         train(
             TrainConfig(
                 out=str(ckpt), overwrite=True, head="probe", probe_features=args.features,
-                probe_hidden=0, adapter=args.adapter, until_first_error=True, lr=args.lr,
+                probe_layer=args.probe_layer, probe_hidden=0, adapter=args.adapter, until_first_error=True, lr=args.lr,
                 epochs=args.epochs, batch_size=8, eval_fraction=0.0, patience=0, seed=args.seed,
             ),
             records=records,
