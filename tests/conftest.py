@@ -87,6 +87,20 @@ def smol_tokenizer():
     return load_tokenizer("smollm2")
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module: tiny models run fastest so, above all on a busy machine.
+
+    Use with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_lm(smol_tokenizer):
     """A tiny random Llama LM over the SmolLM2 vocabulary."""

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 import prmkit.io
 from prmkit.errors import ConfigError
@@ -19,13 +18,7 @@ from prmkit.prm.checkpoint import check_checkpoint_target, load_prm, save_prm
 from prmkit.records import LabeledTrace, write_records
 from prmkit.train.loop import build_prm
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,7 @@ from prmkit.prm.heads import (
 from prmkit.records import LabeledTrace
 from prmkit.train import build_examples, build_prm, probe_features
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -36,13 +36,7 @@ PROMPT = "Tom has 3 apples. He buys 4 more. How many apples does Tom have now?"
 # ----------------------------------------------------------------------------- fixtures
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models run fastest on one thread; on a loaded 2-core machine, 10x faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_tokcls(vocab_size: int, seed: int = 0) -> LlamaForTokenClassification:

@@ -22,13 +22,7 @@ from prmkit.train.loop import build_prm, fit
 PROMPT = "Tom has 3 apples and buys 4. How many?"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run faster on one thread, especially on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def lt(i: int, labels, steps=None, prompt=PROMPT) -> LabeledTrace:

@@ -26,13 +26,7 @@ from prmkit.train import (
 )
 from prmkit.train.run import SPEC_KEYS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def lt(i: int, labels: list[float], prompt: str = "Tom has 3 apples and buys 4.") -> LabeledTrace:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from prmkit.errors import ConfigError, ModelLoadError
-from prmkit.prm.formats import Encoded, resolve_label_token_ids
+from prmkit.prm.formats import Encoded, length_buckets, resolve_label_token_ids
 from prmkit.prm.spec import PRMSpec
 
 __all__ = [
@@ -271,6 +271,25 @@ def probe_inputs(
         torch.cat([hidden[b, e.step_positions].float(), f], dim=-1)
         for b, (e, f) in enumerate(zip(encs, feats, strict=True))
     ]
+
+
+def batched_probe_inputs(
+    prm: PRM, encs: Sequence[Encoded], batch_size: int = 8, max_batch_tokens: int | None = None
+) -> list[torch.Tensor]:
+    """:func:`probe_inputs` of many traces: length-bucketed batches, inference mode.
+
+    Returns one float32 CPU ``(n_steps, d)`` tensor per trace, in input order (the features a
+    probe trains on, and that several probes on one backbone and spec can score from).
+    """
+    out: list[torch.Tensor] = [torch.empty(0)] * len(encs)
+    buckets = length_buckets([len(e.input_ids) for e in encs], batch_size, max_batch_tokens)
+    with torch.inference_mode(), eval_mode(prm.model):
+        for group in buckets:
+            chosen = [encs[i] for i in group]
+            ids, mask = pad_batch(chosen, prm.pad_id(), prm.device)
+            for i, f in zip(group, probe_inputs(prm, ids, mask, chosen), strict=True):
+                out[i] = f.float().cpu()
+    return out
 
 
 def truncate_for_probe(model: Any, layer: int) -> int:

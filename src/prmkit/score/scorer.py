@@ -137,23 +137,11 @@ class PRMScorer:
         Several probes on the same frozen backbone and spec (e.g. one per label source) score
         from one pass: compute the inputs once, then call each probe's ``score_inputs``.
         """
-        import torch
-
-        from prmkit.prm.heads import eval_mode, pad_batch, probe_inputs
+        from prmkit.prm.heads import batched_probe_inputs
 
         self._require_probe()
         encs = [self.encode(t) for t in traces]
-        out: list[Any] = [None] * len(encs)
-        buckets = length_buckets(
-            [len(e.input_ids) for e in encs], self.batch_size, self.max_batch_tokens
-        )
-        with torch.inference_mode(), eval_mode(self.prm.model):
-            for batch in buckets:
-                chunk = [encs[i] for i in batch]
-                ids, mask = pad_batch(chunk, self.prm.pad_id(), self.prm.device)
-                for i, f in zip(batch, probe_inputs(self.prm, ids, mask, chunk), strict=True):
-                    out[i] = f.float()
-        return out
+        return batched_probe_inputs(self.prm, encs, self.batch_size, self.max_batch_tokens)
 
     def score_inputs(self, inputs: Sequence[Any]) -> list[list[float]]:
         """Step scores from :meth:`probe_inputs` of a PRM with the same backbone and spec."""
@@ -161,7 +149,10 @@ class PRMScorer:
 
         self._require_probe()
         with torch.inference_mode():
-            return [torch.sigmoid(self.prm.probe(x)).float().cpu().tolist() for x in inputs]
+            return [
+                torch.sigmoid(self.prm.probe(x.to(self.prm.device))).float().cpu().tolist()
+                for x in inputs
+            ]
 
     def _require_probe(self) -> None:
         if self.prm.spec.head != "probe" or self.prm.probe is None:

@@ -35,10 +35,10 @@ from prmkit.prm.formats import Encoded, length_buckets
 from prmkit.prm.heads import (
     PRM,
     ProbeHead,
+    batched_probe_inputs,
     eval_mode,
     make_probe,
     pad_batch,
-    probe_inputs,
     probe_sizes,
     step_outputs,
     truncate_for_probe,
@@ -236,14 +236,7 @@ def probe_features(
     if not examples:
         width = sum(probe_sizes(prm.spec, prm.model.config.hidden_size))
         return torch.empty(0, width), targets
-    encs = [e.enc for e in examples]
-    feats: list[torch.Tensor] = [torch.empty(0)] * len(encs)
-    with torch.inference_mode(), eval_mode(prm.model):
-        for group in length_buckets([len(e.input_ids) for e in encs], batch_size):
-            chosen = [encs[i] for i in group]
-            ids, mask = pad_batch(chosen, prm.pad_id(), prm.device)
-            for i, f in zip(group, probe_inputs(prm, ids, mask, chosen), strict=True):
-                feats[i] = f.float().cpu()
+    feats = batched_probe_inputs(prm, [e.enc for e in examples], batch_size)
     rows = [f[e.label_steps] for f, e in zip(feats, examples, strict=True)]
     return torch.cat(rows), targets
 
