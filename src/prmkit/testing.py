@@ -8,7 +8,36 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["build_tiny_lm"]
+__all__ = ["build_tiny_lm", "labeled_trace"]
+
+
+def labeled_trace(
+    i: int,
+    labels: list[float | None],
+    steps: list[str] | None = None,
+    prompt: str = "Tom has 3 apples and buys 4.",
+) -> Any:
+    """A small :class:`~prmkit.records.LabeledTrace` ``t{i}`` of problem ``p{i}``.
+
+    Steps default to ``Step k: a + 1 = b`` lines, right where the label is 1 (or ``None``) and
+    wrong (``= 9``) where it is below 0.5; ``first_error`` is the first label below 0.5.
+    """
+    from prmkit.records import LabeledTrace
+
+    steps = steps or [
+        f"Step {k + 1}: {3 + k} + 1 = {4 + k if (v is None or v >= 0.5) else 9}."
+        for k, v in enumerate(labels)
+    ]
+    first = next((k for k, v in enumerate(labels) if v is not None and v < 0.5), -1)
+    return LabeledTrace(
+        id=f"t{i}",
+        problem_id=f"p{i}",
+        prompt=prompt,
+        steps=steps,
+        labels=labels,
+        first_error=first,
+        label_source="test",
+    )
 
 
 def build_tiny_lm(vocab_size: int, *, seed: int = 0, hidden: int = 64, layers: int = 2) -> Any:

@@ -16,6 +16,7 @@ from prmkit.prm.checkpoint import load_prm, save_prm
 from prmkit.prm.heads import PRM
 from prmkit.records import LabeledTrace, write_records
 from prmkit.score import PRMScorer
+from prmkit.testing import labeled_trace
 from prmkit.train import IGNORE_INDEX, build_examples, dense_labels, split_eval
 from prmkit.train.loop import build_prm, fit
 
@@ -26,21 +27,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def lt(i: int, labels, steps=None, prompt=PROMPT) -> LabeledTrace:
-    """A labelled trace whose wrong steps (label < 0.5) state a wrong sum."""
-    steps = steps or [
-        f"Step {k + 1}: {3 + k} + 1 = {4 + k if (v is None or v >= 0.5) else 9}."
-        for k, v in enumerate(labels)
-    ]
-    first = next((k for k, v in enumerate(labels) if v is not None and v < 0.5), -1)
-    return LabeledTrace(
-        id=f"t{i}",
-        problem_id=f"p{i}",
-        prompt=prompt,
-        steps=steps,
-        labels=labels,
-        first_error=first,
-        label_source="test",
-    )
+    return labeled_trace(i, labels, steps, prompt)
 
 
 @pytest.fixture(scope="module")

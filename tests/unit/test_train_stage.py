@@ -13,7 +13,8 @@ from prmkit.cli import main
 from prmkit.errors import ConfigError
 from prmkit.prm import FORMATS, PRMSpec, encode
 from prmkit.prm.heads import ProbeHead, hidden_features, pad_batch
-from prmkit.records import LabeledTrace, write_records
+from prmkit.records import write_records
+from prmkit.testing import labeled_trace
 from prmkit.train import (
     TrainConfig,
     build_examples,
@@ -29,20 +30,7 @@ from prmkit.train.run import SPEC_KEYS
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def lt(i: int, labels: list[float], prompt: str = "Tom has 3 apples and buys 4.") -> LabeledTrace:
-    steps = [
-        f"Step {k + 1}: {3 + k} + 1 = {4 + k if v >= 0.5 else 9}." for k, v in enumerate(labels)
-    ]
-    first = next((k for k, v in enumerate(labels) if v < 0.5), -1)
-    return LabeledTrace(
-        id=f"t{i}",
-        problem_id=f"p{i}",
-        prompt=prompt,
-        steps=steps,
-        labels=labels,
-        first_error=first,
-        label_source="test",
-    )
+lt = labeled_trace
 
 
 # ---------------------------------------------------------------- the config
