@@ -52,8 +52,9 @@ _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 C = TypeVar("C")
 
-Dtype = Literal["float32", "bfloat16", "float16"]
-"""The torch dtype names a model can be loaded in."""
+Dtype = Literal["float32", "bfloat16", "float16", "auto"]
+"""The torch dtype names a model can be loaded in; ``auto`` = bfloat16 where the device computes
+it natively (a GPU with bf16, a CPU with AVX512-BF16/AMX), float32 elsewhere."""
 
 _BOUNDS = {
     "ge": (">=", operator.ge),

@@ -221,16 +221,20 @@ def load_base(
     """
     from transformers import AutoModelForCausalLM
 
-    torch_dtype = resolve_dtype(dtype)
     device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
     path = resolve_model_path(name_or_path)
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch_dtype, use_safetensors=True)
     model.to(device).eval()
     return BaseModel(model=model, tokenizer=load_tokenizer(name_or_path), source=str(path))
 
 
-def resolve_dtype(name: str) -> Any:
+def resolve_dtype(name: str, device: str = "cpu") -> Any:
     """The torch dtype named ``name`` (one of :data:`prmkit.config.Dtype`).
+
+    ``auto`` is bfloat16 where ``device`` computes it natively
+    (:func:`prmkit.models.precision.native_bf16`), else float32: emulated bf16 on an AVX2-only CPU
+    is ~20x slower than float32.
 
     Raises:
         ConfigError: another name.
@@ -247,8 +251,12 @@ def resolve_dtype(name: str) -> Any:
             "unknown dtype",
             got=name,
             expected=f"one of {', '.join(allowed)}",
-            fix="pass dtype=float32 (CPU), or bfloat16 on a GPU that supports it",
+            fix="pass dtype=auto, float32 (CPU), or bfloat16 on a GPU that supports it",
         )
+    if name == "auto":
+        from prmkit.models.precision import native_bf16
+
+        return torch.bfloat16 if native_bf16(device) else torch.float32
     return getattr(torch, name)
 
 

@@ -20,7 +20,13 @@ from typing import Any, Literal
 
 from prmkit.errors import ConfigError
 
-__all__ = ["cpu_capability", "describe_machine", "native_bf16", "resolve_bf16"]
+__all__ = [
+    "cpu_capability",
+    "default_attention",
+    "describe_machine",
+    "native_bf16",
+    "resolve_bf16",
+]
 
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 """CPU features that make bfloat16 matmuls native rather than emulated."""
@@ -81,6 +87,17 @@ def resolve_bf16(value: bool | Literal["auto"], device: str = "cpu") -> bool:
         expected="true, false or 'auto'",
         fix="use bf16=auto (bf16 only where the hardware computes it natively)",
     )
+
+
+def default_attention(device: str = "cpu") -> str:
+    """transformers' attention kernel for ``device``: ``flash_attention_2`` on CUDA when the
+    ``flash_attn`` package is installed (varlen attention: packed rows cost no cross-trace
+    work), else ``sdpa`` (packed rows get a block-causal mask)."""
+    import importlib.util
+
+    if device.startswith("cuda") and importlib.util.find_spec("flash_attn") is not None:
+        return "flash_attention_2"
+    return "sdpa"
 
 
 def describe_machine() -> dict[str, Any]:

@@ -35,6 +35,7 @@ from typing import Any
 from prmkit.errors import ConfigError, ModelLoadError
 from prmkit.io import make_sibling_dir, remove_stale_siblings, replace_dir, stale_siblings
 from prmkit.models.loading import check_safetensors, resolve_device, resolve_dtype
+from prmkit.models.precision import default_attention
 from prmkit.prm.heads import PRM, make_probe, truncate_for_probe
 from prmkit.prm.spec import SPEC_FILE, PRMSpec, load_spec, save_spec
 
@@ -145,11 +146,23 @@ def save_prm(prm: PRM, directory: str | os.PathLike[str], *, overwrite: bool = F
     return directory
 
 
-def _load_hf(cls: Any, path: Path, dtype: Any, device: str, trust_remote_code: bool) -> Any:
+def _load_hf(
+    cls: Any,
+    path: Path,
+    dtype: Any,
+    device: str,
+    trust_remote_code: bool,
+    attn_implementation: str | None = None,
+) -> Any:
     check_safetensors(path)
+    extra = {"attn_implementation": attn_implementation} if attn_implementation else {}
     try:
         model = cls.from_pretrained(
-            str(path), dtype=dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+            str(path),
+            dtype=dtype,
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
+            **extra,
         )
     except (OSError, ValueError) as exc:
         raise ModelLoadError(
@@ -168,16 +181,20 @@ def load_prm(
     dtype: str = "float32",
     trust_remote_code: bool = False,
     spec: PRMSpec | None = None,
+    attn_implementation: str = "auto",
 ) -> PRM:
     """Load a PRM checkpoint (or any local HF model directory given a ``spec``).
 
     Args:
         directory: Checkpoint directory (with ``prm_spec.json`` unless ``spec`` is given).
         device: Torch device.
-        dtype: Torch dtype name.
+        dtype: Torch dtype name; ``auto`` = bfloat16 where the device computes it natively.
         trust_remote_code: Explicit opt-in for models whose config names custom code
             (e.g. a local Qwen2.5-Math-PRM directory). Off by default.
         spec: Use this spec instead of the directory's ``prm_spec.json``.
+        attn_implementation: transformers' attention kernel; ``auto`` =
+            :func:`prmkit.models.precision.default_attention` (flash-attention 2 on CUDA when
+            installed, for varlen attention over packed rows; SDPA otherwise).
 
     Raises:
         ModelLoadError: missing spec or weights, pickled weights only, or remote code needed
@@ -192,8 +209,8 @@ def load_prm(
         AutoTokenizer,
     )
 
-    torch_dtype = resolve_dtype(dtype)
     device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, device)
     path = Path(directory)
     _restore_aside(path.absolute())
     if not (path / "config.json").exists():
@@ -217,7 +234,8 @@ def load_prm(
         cls = AutoModel if remote else AutoModelForTokenClassification
     else:
         cls = AutoModelForCausalLM
-    model = _load_hf(cls, path, torch_dtype, device, trust_remote_code)
+    attn = default_attention(device) if attn_implementation == "auto" else attn_implementation
+    model = _load_hf(cls, path, torch_dtype, device, trust_remote_code, attn)
     tokenizer = AutoTokenizer.from_pretrained(str(path))
     probe = ref = None
     if spec.head == "probe":
@@ -244,7 +262,7 @@ def load_prm(
                 expected="a ref/ model directory",
                 fix="re-save the checkpoint with the reference model",
             )
-        ref = _load_hf(AutoModelForCausalLM, path / "ref", torch_dtype, device, False)
+        ref = _load_hf(AutoModelForCausalLM, path / "ref", torch_dtype, device, False, attn)
     return PRM(
         spec=spec, tokenizer=tokenizer, model=model, probe=probe, ref_model=ref, source=str(path)
     )

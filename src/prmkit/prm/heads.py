@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from prmkit.errors import ConfigError, ModelLoadError
+from prmkit.prm.batch import ModelBatch, packed_batch, padded_batch
 from prmkit.prm.formats import Encoded, length_buckets, resolve_label_token_ids
 from prmkit.prm.spec import PRMSpec
 
@@ -35,7 +36,9 @@ __all__ = [
     "LOGPROB_FEATURES",
     "PRM",
     "ProbeHead",
+    "batched_probe_inputs",
     "hidden_features",
+    "layout_batch",
     "logprob_features",
     "make_probe",
     "pad_batch",
@@ -146,13 +149,20 @@ def pad_batch(
     encs: Sequence[Encoded], pad_id: int, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-pad token ids so step positions stay valid; return ``(input_ids, attention_mask)``."""
-    width = max(len(e.input_ids) for e in encs)
-    ids = torch.full((len(encs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(encs), width), dtype=torch.long)
-    for i, e in enumerate(encs):
-        ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids, dtype=torch.long)
-        mask[i, : len(e.input_ids)] = 1
-    return ids.to(device), mask.to(device)
+    batch = padded_batch(encs, pad_id, device)
+    return batch.input_ids, batch.attention_mask  # type: ignore[return-value]
+
+
+def _as_batch(
+    input_ids: torch.Tensor | ModelBatch,
+    attention_mask: torch.Tensor | None,
+    encs: Sequence[Encoded] | None,
+) -> ModelBatch:
+    """A :class:`ModelBatch` from one, or from a right-padded ``(input_ids, mask)`` pair."""
+    if isinstance(input_ids, ModelBatch):
+        return input_ids
+    n = input_ids.shape[0]
+    return ModelBatch(input_ids, attention_mask, None, encs or [], list(range(n)), [0] * n)
 
 
 def _backbone(model: Any) -> Any:
@@ -184,6 +194,43 @@ LOGPROB_CLIP = 20.0
 LOGPROB_SCALE = 5.0
 
 
+def _step_statistics(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    spans: Sequence[tuple[int, int]],
+    digits: torch.Tensor,
+) -> torch.Tensor:
+    """:data:`LOGPROB_FEATURES` of one trace: ``logits[i]`` predicts ``target[i]``; ``spans``
+    are ``[lo, hi)`` index ranges of each step's tokens into both."""
+    logits = logits.float()
+    picked = logits.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    written = picked - logits.logsumexp(-1)  # log p of the token written
+    margin = picked - logits.max(-1).values  # log p(token) - max log p
+    is_digit = digits.to(target.device)[target.clamp(max=len(digits) - 1)]
+    rows = []
+    for lo, hi in spans:
+        w, m, d = written[lo:hi], margin[lo:hi], is_digit[lo:hi]
+        if len(w) == 0:
+            rows.append(torch.zeros(len(LOGPROB_FEATURES), device=logits.device))
+            continue
+        wd, md = w[d], m[d]
+        zero = w.new_zeros(())
+        rows.append(
+            torch.stack(
+                [
+                    w.min(),
+                    w.mean(),
+                    m.min(),
+                    wd.min() if len(wd) else zero,
+                    md.min() if len(md) else zero,
+                    wd.mean() if len(wd) else zero,
+                ]
+            )
+        )
+    feats = torch.stack(rows) if rows else logits.new_zeros(0, len(LOGPROB_FEATURES))
+    return feats.clamp(min=-LOGPROB_CLIP, max=0.0) / LOGPROB_SCALE
+
+
 def logprob_features(
     logits: torch.Tensor,
     input_ids: torch.Tensor,
@@ -201,80 +248,90 @@ def logprob_features(
         digits: ``(vocab,)`` bool mask of digit tokens (:func:`digit_token_mask`).
         offset: The input position of ``logits[:, 0]``.
     """
-    logits = logits[:, :-1].float()  # position offset + i predicts token offset + i + 1
-    target = input_ids[:, offset + 1 :]
-    picked = logits.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    written = picked - logits.logsumexp(-1)  # log p of the token written
-    margin = picked - logits.max(-1).values  # log p(token) - max log p
-    is_digit = digits.to(target.device)[target.clamp(max=len(digits) - 1)]
     out = []
     for b, e in enumerate(encs):
-        rows = []
-        for start, end in e.step_token_spans():
-            lo, hi = max(start - 1 - offset, 0), end - 1 - offset  # logits at t-1 predict t
-            w, m, d = written[b, lo:hi], margin[b, lo:hi], is_digit[b, lo:hi]
-            if len(w) == 0:
-                rows.append(torch.zeros(len(LOGPROB_FEATURES), device=logits.device))
-                continue
-            wd, md = w[d], m[d]
-            zero = w.new_zeros(())
-            rows.append(
-                torch.stack(
-                    [
-                        w.min(),
-                        w.mean(),
-                        m.min(),
-                        wd.min() if len(wd) else zero,
-                        md.min() if len(md) else zero,
-                        wd.mean() if len(wd) else zero,
-                    ]
-                )
-            )
-        feats = torch.stack(rows) if rows else logits.new_zeros(0, len(LOGPROB_FEATURES))
-        out.append(feats.clamp(min=-LOGPROB_CLIP, max=0.0) / LOGPROB_SCALE)
+        # logits at t - 1 predict token t
+        spans = [(max(s - 1 - offset, 0), end - 1 - offset) for s, end in e.step_token_spans()]
+        out.append(_step_statistics(logits[b, :-1], input_ids[b, offset + 1 :], spans, digits))
+    return out
+
+
+def _trace_logprob_features(
+    prm: PRM, hidden: torch.Tensor | None, logits: torch.Tensor | None, batch: ModelBatch
+) -> list[torch.Tensor]:
+    """:data:`LOGPROB_FEATURES` per trace of ``batch``, from the last hidden state (the LM head
+    then runs on each trace's step tokens only) or from full ``logits``."""
+    head = prm.model.get_output_embeddings()
+    out = []
+    for b, e in enumerate(batch.encs):
+        row, start, end = batch.span(b)
+        first = max(e.content_start - 1, 0)  # the logit that predicts the first step token
+        lo, hi = start + first, end - 1
+        step_logits = head(hidden[row, lo:hi]) if hidden is not None else logits[row, lo:hi]  # type: ignore[index]
+        target = batch.input_ids[row, lo + 1 : hi + 1]
+        spans = [(max(s - 1 - first, 0), t - 1 - first) for s, t in e.step_token_spans()]
+        out.append(_step_statistics(step_logits, target, spans, prm.digit_mask()))
     return out
 
 
 def probe_inputs(
-    prm: PRM, input_ids: torch.Tensor, attention_mask: torch.Tensor, encs: Sequence[Encoded]
+    prm: PRM,
+    input_ids: torch.Tensor | ModelBatch,
+    attention_mask: torch.Tensor | None = None,
+    encs: Sequence[Encoded] | None = None,
 ) -> list[torch.Tensor]:
     """The probe's input at every kept step, as ``spec.probe_features`` says: ``(n_steps, d)``.
 
     Training (:func:`prmkit.train.loop.probe_features`) and scoring both read features here.
+    Takes a :class:`~prmkit.prm.batch.ModelBatch` (padded or packed) or a right-padded
+    ``(input_ids, attention_mask, encs)``.
     """
+    batch = _as_batch(input_ids, attention_mask, encs)
     spec = prm.spec
     if "logprobs" not in spec.probe_features:
-        return hidden_features(prm.model, input_ids, attention_mask, encs, spec.probe_layer)
+        return _hidden_at_steps(prm.model, batch, spec.probe_layer)
     model = prm.model
-    head = model.get_output_embeddings()
-    plain_head = all(  # logits = lm_head(last hidden state), nothing after it
-        getattr(model.config, k, None) is None for k in ("final_logit_softcapping", "logit_scale")
+    plain_head = model.get_output_embeddings() is not None and all(
+        # logits = lm_head(last hidden state), nothing after it
+        getattr(model.config, k, None) is None
+        for k in ("final_logit_softcapping", "logit_scale")
     )
     want_hidden = "hidden" in spec.probe_features
-    if head is not None and plain_head:
-        # the prompt's logits are never read: run the LM head from the first step on only
-        out = _backbone(model)(
-            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden
-        )
-        offset = max(min(e.content_start for e in encs) - 1, 0)
-        logits = head(out.last_hidden_state[:, offset:])
+    if plain_head:  # the prompt's logits are never read: the LM head runs on the steps only
+        out = _backbone(model)(**batch.model_inputs(), output_hidden_states=want_hidden)
+        feats = _trace_logprob_features(prm, out.last_hidden_state, None, batch)
     else:
-        out = model(
-            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=want_hidden
-        )
-        offset, logits = 0, out.logits
-    feats = logprob_features(logits, input_ids, encs, prm.digit_mask(), offset)
+        out = model(**batch.model_inputs(), output_hidden_states=want_hidden)
+        feats = _trace_logprob_features(prm, None, out.logits, batch)
     if not want_hidden:
         return feats
     hidden = out.hidden_states[spec.probe_layer]
     return [
-        torch.cat([hidden[b, e.step_positions].float(), f], dim=-1)
-        for b, (e, f) in enumerate(zip(encs, feats, strict=True))
+        torch.cat([hidden[batch.index(b, e.step_positions)].float(), f], dim=-1)
+        for b, (e, f) in enumerate(zip(batch.encs, feats, strict=True))
     ]
 
 
+def layout_batch(
+    prm: PRM,
+    encs: Sequence[Encoded],
+    *,
+    packing: bool = False,
+    row_tokens: int | None = None,
+    pin: bool = False,
+) -> ModelBatch:
+    """``encs`` as one model input on the PRM's device: packed rows or padded rows."""
+    if packing:
+        return packed_batch(encs, prm.pad_id(), prm.device, row_tokens=row_tokens, pin=pin)
+    return padded_batch(encs, prm.pad_id(), prm.device, pin=pin)
+
+
 def batched_probe_inputs(
-    prm: PRM, encs: Sequence[Encoded], batch_size: int = 8, max_batch_tokens: int | None = None
+    prm: PRM,
+    encs: Sequence[Encoded],
+    batch_size: int = 8,
+    max_batch_tokens: int | None = None,
+    packing: bool = False,
 ) -> list[torch.Tensor]:
     """:func:`probe_inputs` of many traces: length-bucketed batches, inference mode.
 
@@ -285,9 +342,8 @@ def batched_probe_inputs(
     buckets = length_buckets([len(e.input_ids) for e in encs], batch_size, max_batch_tokens)
     with torch.inference_mode(), eval_mode(prm.model):
         for group in buckets:
-            chosen = [encs[i] for i in group]
-            ids, mask = pad_batch(chosen, prm.pad_id(), prm.device)
-            for i, f in zip(group, probe_inputs(prm, ids, mask, chosen), strict=True):
+            batch = layout_batch(prm, [encs[i] for i in group], packing=packing)
+            for i, f in zip(group, probe_inputs(prm, batch), strict=True):
                 out[i] = f.float().cpu()
     return out
 
@@ -325,36 +381,41 @@ def truncate_for_probe(model: Any, layer: int) -> int:
     return index
 
 
+def _hidden_at_steps(model: Any, batch: ModelBatch, layer: int) -> list[torch.Tensor]:
+    out = _backbone(model)(**batch.model_inputs(), output_hidden_states=True)
+    hidden = out.hidden_states[layer]  # (rows, width, hidden)
+    return [hidden[batch.index(b, e.step_positions)] for b, e in enumerate(batch.encs)]
+
+
 def hidden_features(
     model: Any,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor,
-    encs: Sequence[Encoded],
+    input_ids: torch.Tensor | ModelBatch,
+    attention_mask: torch.Tensor | None,
+    encs: Sequence[Encoded] | None,
     layer: int,
 ) -> list[torch.Tensor]:
     """Hidden states of layer ``layer`` at each trace's step positions: ``(n_steps, hidden)``."""
-    out = _backbone(model)(
-        input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
-    )
-    hidden = out.hidden_states[layer]  # (batch, seq, hidden)
-    return [hidden[b, e.step_positions] for b, e in enumerate(encs)]
+    return _hidden_at_steps(model, _as_batch(input_ids, attention_mask, encs), layer)
 
 
-def _token_logprobs(
-    model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor
-) -> torch.Tensor:
-    """``(batch, seq)``: log p(token t | tokens < t); 0 at t = 0."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
-    logits = logits[:, :-1]  # (batch, seq-1, vocab)
-    target = input_ids[:, 1:].unsqueeze(-1)
+def _token_logprobs(model: Any, batch: ModelBatch) -> torch.Tensor:
+    """``(rows, width)``: log p(token t | tokens < t); 0 at t = 0.
+
+    In a packed row the first token of each trace reads the previous trace's last logit; that
+    value is never used (step sums start after the prompt's first token)."""
+    logits = model(**batch.model_inputs()).logits.float()
+    logits = logits[:, :-1]  # (rows, width-1, vocab)
+    target = batch.input_ids[:, 1:].unsqueeze(-1)
     lp = logits.gather(-1, target).squeeze(-1) - logits.logsumexp(-1)
     return torch.cat([torch.zeros_like(lp[:, :1]), lp], dim=1)
 
 
 def token_logratios(
-    prm: PRM, input_ids: torch.Tensor, attention_mask: torch.Tensor
+    prm: PRM,
+    input_ids: torch.Tensor | ModelBatch,
+    attention_mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``(batch, seq)``: ``log pi(t) - log pi_ref(t)`` for each token (0 at t = 0)."""
+    """``(rows, width)``: ``log pi(t) - log pi_ref(t)`` for each token (0 at t = 0)."""
     if prm.ref_model is None:
         raise ModelLoadError(
             "implicit PRM without a reference model",
@@ -362,41 +423,45 @@ def token_logratios(
             expected="PRM.ref_model",
             fix="build it with build_prm or load_prm",
         )
-    policy = _token_logprobs(prm.model, input_ids, attention_mask)
+    batch = _as_batch(input_ids, attention_mask, None)
+    policy = _token_logprobs(prm.model, batch)
     with torch.no_grad():
-        ref = _token_logprobs(prm.ref_model, input_ids, attention_mask)
+        ref = _token_logprobs(prm.ref_model, batch)
     return policy - ref
 
 
 def step_outputs(
-    prm: PRM, input_ids: torch.Tensor, attention_mask: torch.Tensor, encs: Sequence[Encoded]
+    prm: PRM,
+    input_ids: torch.Tensor | ModelBatch,
+    attention_mask: torch.Tensor | None = None,
+    encs: Sequence[Encoded] | None = None,
 ) -> list[torch.Tensor]:
-    """One value per kept step for each trace of a right-padded batch.
+    """One value per kept step for each trace of a batch.
 
-    Returns logits (score = sigmoid) for ``tokcls``/``labeltok``/``probe`` and per-step
-    rewards for ``implicit``; one ``(n_steps,)`` tensor per trace.
+    Takes a :class:`~prmkit.prm.batch.ModelBatch` (padded or packed) or a right-padded
+    ``(input_ids, attention_mask, encs)``. Returns logits (score = sigmoid) for
+    ``tokcls``/``labeltok``/``probe`` and per-step rewards for ``implicit``; one
+    ``(n_steps,)`` tensor per trace.
     """
+    batch = _as_batch(input_ids, attention_mask, encs)
     spec = prm.spec
+    where = [batch.index(b, e.step_positions) for b, e in enumerate(batch.encs)]
     if spec.head == "tokcls":
-        logits = prm.model(input_ids=input_ids, attention_mask=attention_mask)[0]  # (b, s, 2)
+        logits = prm.model(**batch.model_inputs())[0]  # (rows, width, 2)
         pos, neg = spec.positive_index, 1 - spec.positive_index
-        return [
-            (logits[b, e.step_positions, pos] - logits[b, e.step_positions, neg]).float()
-            for b, e in enumerate(encs)
-        ]
+        return [(logits[r, c, pos] - logits[r, c, neg]).float() for r, c in where]
     if spec.head == "labeltok":
         plus, minus = resolve_label_token_ids(spec, prm.tokenizer)
-        keep = sorted({p for e in encs for p in e.step_positions})
+        keep = sorted({int(c) for _, cols in where for c in cols})  # the head runs only here
         index = {p: i for i, p in enumerate(keep)}
         logits = prm.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            logits_to_keep=torch.tensor(keep, device=input_ids.device),
+            **batch.model_inputs(),
+            logits_to_keep=torch.tensor(keep, device=batch.input_ids.device),
         ).logits
-        pair = logits[..., [plus, minus]].float()  # (batch, kept, 2)
+        pair = logits[..., [plus, minus]].float()  # (rows, kept, 2)
         out = []
-        for b, e in enumerate(encs):
-            rows = pair[b, [index[p] for p in e.step_positions]]
+        for r, cols in where:
+            rows = pair[r, [index[int(c)] for c in cols]]
             out.append(rows[:, 0] - rows[:, 1])
         return out
     if spec.head == "probe":
@@ -407,20 +472,21 @@ def step_outputs(
                 expected="PRM.probe",
                 fix="build it with build_prm or load_prm",
             )
-        return [prm.probe(f) for f in probe_inputs(prm, input_ids, attention_mask, encs)]
+        return [prm.probe(f) for f in probe_inputs(prm, batch)]
     # implicit
-    ratios = token_logratios(prm, input_ids, attention_mask)  # (batch, seq)
+    ratios = token_logratios(prm, batch)  # (rows, width)
+    if batch.packed:  # a trace's first token reads the previous trace's logit: not its own
+        ratios = ratios.clone()
+        for b in range(len(batch.encs)):
+            ratios[batch.rows[b], batch.offsets[b]] = 0.0
     out = []
-    for b, e in enumerate(encs):
-        cum = ratios[b].cumsum(0)
-        ends = torch.tensor(e.step_positions, device=cum.device)
-        before = torch.cat(
-            [
-                cum[e.content_start - 1 : e.content_start] if e.content_start else cum.new_zeros(1),
-                cum[ends[:-1]],
-            ]
-        )
-        out.append(spec.beta * (cum[ends] - before))
+    for b, e in enumerate(batch.encs):
+        row, start, _ = batch.span(b)
+        cum = ratios[row].cumsum(0)
+        ends = cum[where[b][1]]
+        first = start + e.content_start - 1  # the sum before the first step's first token
+        before = cum[first : first + 1] if first >= 0 else cum.new_zeros(1)
+        out.append(spec.beta * (ends - torch.cat([before, ends[:-1]])))
     return out
 
 

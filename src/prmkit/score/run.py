@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from prmkit.config import Dtype, check_ranges, option
 from prmkit.errors import ConfigError
@@ -27,10 +28,20 @@ class ScoreConfig:
     prm: str = option("", "PRM checkpoint directory (with prm_spec.json)")
     traces: str = option("", "input Trace/LabeledTrace records (.jsonl or .parquet)")
     out: str = option("", "output ScoredTrace records (.jsonl or .parquet; '' = not written)")
-    batch_size: int = option(8, "traces per forward pass (length-bucketed)", ge=1)
-    max_batch_tokens: int = option(0, "cap on padded tokens per batch (0 = none)", ge=0)
-    device: str = option("cpu", "torch device")
-    dtype: Dtype = option("float32", "torch dtype")
+    batch_size: int = option(8, "traces per forward pass (length-sorted)", ge=1)
+    max_batch_tokens: int = option(
+        0, "cap on tokens per batch: padded, or real when packed (0 = none)", ge=0
+    )
+    packing: bool | Literal["auto"] = option(
+        "auto", "pack traces into rows without padding (same scores); auto = on CUDA only"
+    )
+    device: str = option("cpu", "torch device (cpu, cuda, cuda:1, ...)")
+    dtype: Dtype = option(
+        "auto", "torch dtype; auto = bfloat16 where the device computes it natively, else float32"
+    )
+    attn_implementation: str = option(
+        "auto", "transformers attention: auto (flash_attention_2 on CUDA if installed, else sdpa)"
+    )
     trust_remote_code: bool = option(False, "allow a checkpoint's own model code (opt-in)")
     spec: str = option(
         "",
@@ -89,8 +100,10 @@ def score(cfg: ScoreConfig, traces: Sequence[Trace] | None = None) -> list[Score
         device=cfg.device,
         dtype=cfg.dtype,
         trust_remote_code=cfg.trust_remote_code,
+        attn_implementation=cfg.attn_implementation,
         batch_size=cfg.batch_size,
         max_batch_tokens=cfg.max_batch_tokens or None,
+        packing=cfg.packing,
     )
     scored = scorer.score_records(traces, prm_name=cfg.prm)
     if cfg.out:

@@ -12,9 +12,10 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from prmkit.errors import DataFormatError
+from prmkit.prm.batch import token_budget_groups
 from prmkit.prm.formats import Encoded, encode, length_buckets
 from prmkit.records import LabeledTrace, ScoredTrace, Trace
 from prmkit.score.aggregate import aggregate_all
@@ -51,18 +52,37 @@ def to_scored(trace: Trace, scores: Sequence[float], prm: str) -> ScoredTrace:
 class PRMScorer:
     """Scores every step of a trace in one forward pass.
 
+    Traces go through in length-sorted batches. Padded (default on CPU): at most
+    ``batch_size`` traces and ``max_batch_tokens`` padded tokens per batch. Packed (default on
+    CUDA): at most ``batch_size`` traces and ``max_batch_tokens`` real tokens per batch, laid
+    back to back in rows (:func:`prmkit.prm.batch.packed_batch`): no padding, the same scores.
+    On CUDA the host tensors are pinned and copied asynchronously, and scores come back to the
+    host once at the end, so the next batch is prepared while the card computes.
+
     Args:
         prm: A loaded :class:`~prmkit.prm.heads.PRM`.
         batch_size: Traces per forward pass.
-        max_batch_tokens: Optional cap on padded tokens per batch.
+        max_batch_tokens: Optional cap on tokens per batch (padded, or real when packed).
+        packing: Pack traces into rows without padding; ``"auto"``: on CUDA only.
+        row_tokens: Packed row capacity; ``None``: the batch's longest trace (attention with a
+            block mask then costs no more than padding), or the whole batch in one row under
+            flash-attention (varlen kernels skip the cross-trace work).
     """
 
     def __init__(
-        self, prm: Any, *, batch_size: int = 8, max_batch_tokens: int | None = None
+        self,
+        prm: Any,
+        *,
+        batch_size: int = 8,
+        max_batch_tokens: int | None = None,
+        packing: bool | Literal["auto"] = "auto",
+        row_tokens: int | None = None,
     ) -> None:
         self.prm = prm
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
+        self.packing = packing
+        self.row_tokens = row_tokens
 
     @classmethod
     def from_checkpoint(
@@ -71,16 +91,26 @@ class PRMScorer:
         *,
         spec: Any = None,
         device: str = "cpu",
-        dtype: str = "float32",
+        dtype: str = "auto",
         trust_remote_code: bool = False,
+        attn_implementation: str = "auto",
         **kwargs: Any,
     ) -> PRMScorer:
-        """Load a checkpoint with :func:`prmkit.prm.checkpoint.load_prm` and wrap it."""
+        """Load a checkpoint with :func:`prmkit.prm.checkpoint.load_prm` and wrap it.
+
+        ``dtype="auto"`` is bfloat16 where the device computes it natively (CUDA with bf16),
+        float32 elsewhere (an AVX2 CPU emulates bf16 ~20x slower).
+        """
         from prmkit.prm.checkpoint import load_prm
 
         return cls(
             load_prm(
-                path, device=device, dtype=dtype, trust_remote_code=trust_remote_code, spec=spec
+                path,
+                device=device,
+                dtype=dtype,
+                trust_remote_code=trust_remote_code,
+                spec=spec,
+                attn_implementation=attn_implementation,
             ),
             **kwargs,
         )
@@ -108,23 +138,53 @@ class PRMScorer:
             )
         return enc
 
+    def uses_packing(self) -> bool:
+        """Whether batches are packed (``packing="auto"``: on CUDA)."""
+        if self.packing == "auto":
+            return self.prm.device.type == "cuda"
+        return bool(self.packing)
+
+    def batches(self, encs: Sequence[Encoded]) -> list[list[int]]:
+        """The trace indices of each forward pass, longest first."""
+        lengths = [len(e.input_ids) for e in encs]
+        if self.uses_packing():
+            return token_budget_groups(lengths, self.batch_size, self.max_batch_tokens)
+        return length_buckets(lengths, self.batch_size, self.max_batch_tokens)
+
+    def _row_tokens(self) -> int | None:
+        if self.row_tokens is not None:
+            return self.row_tokens
+        attn = getattr(self.prm.model.config, "_attn_implementation", "") or ""
+        return 1 << 30 if attn.startswith("flash") else None
+
     def score_encoded(self, encs: Sequence[Encoded]) -> list[list[float]]:
         """Step scores for already-encoded traces."""
         import torch
 
-        from prmkit.prm.heads import eval_mode, pad_batch, step_outputs, to_scores
+        from prmkit.prm.heads import eval_mode, layout_batch, step_outputs, to_scores
 
-        out: list[list[float]] = [[] for _ in encs]
-        buckets = length_buckets(
-            [len(e.input_ids) for e in encs], self.batch_size, self.max_batch_tokens
-        )
+        packing = self.uses_packing()
+        pin = self.prm.device.type == "cuda"
+        order: list[int] = []
+        values: list[Any] = []
         with torch.inference_mode(), eval_mode(self.prm.model, self.prm.probe):
-            for batch in buckets:
-                chunk = [encs[i] for i in batch]
-                ids, mask = pad_batch(chunk, self.prm.pad_id(), self.prm.device)
-                values = step_outputs(self.prm, ids, mask, chunk)
-                for i, v in zip(batch, values, strict=True):
-                    out[i] = to_scores(self.prm.spec, v).float().cpu().tolist()
+            for group in self.batches(encs):
+                batch = layout_batch(
+                    self.prm,
+                    [encs[i] for i in group],
+                    packing=packing,
+                    row_tokens=self._row_tokens(),
+                    pin=pin,
+                )
+                order.extend(group)
+                values.extend(to_scores(self.prm.spec, v) for v in step_outputs(self.prm, batch))
+            # one copy to the host at the end: no sync per batch
+            flat = torch.cat(values).float().cpu().tolist() if values else []
+        out: list[list[float]] = [[] for _ in encs]
+        at = 0
+        for i, v in zip(order, values, strict=True):
+            out[i] = flat[at : at + len(v)]
+            at += len(v)
         return out
 
     def score(self, traces: Sequence[Trace]) -> list[list[float]]:
@@ -141,7 +201,9 @@ class PRMScorer:
 
         self._require_probe()
         encs = [self.encode(t) for t in traces]
-        return batched_probe_inputs(self.prm, encs, self.batch_size, self.max_batch_tokens)
+        return batched_probe_inputs(
+            self.prm, encs, self.batch_size, self.max_batch_tokens, self.uses_packing()
+        )
 
     def score_inputs(self, inputs: Sequence[Any]) -> list[list[float]]:
         """Step scores from :meth:`probe_inputs` of a PRM with the same backbone and spec."""
