@@ -171,9 +171,9 @@ def test_early_stopping_keeps_the_best_weights(tiny_model_dir):
     assert result.stopped_early and result.optimizer_steps == 3
     losses = [h["eval_loss"] for h in result.history]
     assert losses[0] < losses[1] < losses[2]
-    from prmkit.train.loop import _eval_loss
+    from prmkit.train.trainer import eval_loss
 
-    assert _eval_loss(prm, held, 4) == pytest.approx(losses[0], rel=1e-4)
+    assert eval_loss(prm, held, 4) == pytest.approx(losses[0], rel=1e-4)
 
 
 @pytest.mark.slow

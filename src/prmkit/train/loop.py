@@ -9,8 +9,10 @@
 * ``implicit``: the outcome logit ``beta * sum log pi/pi_ref`` over the response is trained with
   cross-entropy on the outcome label (1 = no wrong step); step rewards come out for free.
 
-All of them run one loop with one early-stopping rule (``_train_loop``). Full fine-tuning, or
-LoRA (``lora_r > 0``, peft; merged into the weights when saved).
+The backbone heads train on ``transformers.Trainer`` (:mod:`prmkit.train.trainer`: bf16,
+accumulation, clipping, warm-up, packing, resume, DDP); the probe on a small loop over cached
+features (``_train_loop``). Both keep the best evaluation by one early-stopping rule. Full
+fine-tuning, or LoRA (``lora_r > 0``, peft; merged into the weights when saved).
 
 Example:
     >>> prm = build_prm(spec, "smollm2")  # doctest: +SKIP
@@ -23,12 +25,10 @@ import copy
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from prmkit.errors import ConfigError
 from prmkit.prm.formats import Encoded, length_buckets
@@ -40,11 +40,11 @@ from prmkit.prm.heads import (
     make_probe,
     pad_batch,
     probe_sizes,
-    step_outputs,
     truncate_for_probe,
 )
 from prmkit.prm.spec import PRMSpec
-from prmkit.train.collate import Example, batches
+from prmkit.train.collate import Example
+from prmkit.train.trainer import FitResult, fit_trainer, weighted_bce
 
 __all__ = [
     "FitResult",
@@ -128,52 +128,6 @@ def build_prm(
     return PRM(
         spec=spec, tokenizer=tokenizer, model=model, probe=probe, ref_model=ref, source=source
     )
-
-
-@dataclass
-class FitResult:
-    """What :func:`fit` or :func:`fit_probe` did.
-
-    Attributes:
-        optimizer_steps: Optimizer steps taken.
-        epochs_run: Passes over the training data begun.
-        best_eval_loss: The lowest eval loss (the weights kept); ``None`` without an eval set.
-        stopped_early: Training stopped because the eval loss stopped improving.
-        history: One entry per evaluation: ``epoch``, ``step``, ``train_loss`` (mean batch loss
-            since the previous entry) and, with an eval set, ``eval_loss``.
-        seconds: Wall time, feature caching included.
-    """
-
-    optimizer_steps: int = 0
-    epochs_run: int = 0
-    best_eval_loss: float | None = None
-    stopped_early: bool = False
-    history: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0
-
-
-def weighted_bce(
-    logits: torch.Tensor, targets: torch.Tensor, error_weight: float = 1.0
-) -> torch.Tensor:
-    """BCE with logits; targets below 0.5 (wrong steps) weigh ``error_weight`` times more."""
-    if error_weight == 1.0:
-        return F.binary_cross_entropy_with_logits(logits, targets)
-    weight = torch.where(targets < 0.5, error_weight, 1.0).to(logits.dtype)
-    return F.binary_cross_entropy_with_logits(logits, targets, weight=weight)
-
-
-def _batch_loss(prm: PRM, group: Sequence[Example], error_weight: float = 1.0) -> torch.Tensor:
-    encs = [e.enc for e in group]
-    ids, mask = pad_batch(encs, prm.pad_id(), prm.device)
-    values = step_outputs(prm, ids, mask, encs)
-    if prm.spec.head == "implicit":  # outcome labels: no step classes to weigh
-        logits = torch.stack([v.sum() for v in values])
-        targets = torch.tensor([e.outcome for e in group], device=logits.device)
-        error_weight = 1.0
-    else:
-        logits = torch.cat([v[e.label_steps] for v, e in zip(values, group, strict=True)])
-        targets = torch.tensor([t for e in group for t in e.targets], device=logits.device)
-    return weighted_bce(logits.float(), targets.float(), error_weight)
 
 
 def step_features(
@@ -415,18 +369,6 @@ def fit_probe(
     return result
 
 
-def _eval_loss(
-    prm: PRM, held: Sequence[Example], batch_size: int, error_weight: float = 1.0
-) -> float:
-    total, count = 0.0, 0
-    with torch.no_grad(), eval_mode(prm.model):
-        for group in batches(held, batch_size, shuffle=False):
-            n = len(group) if prm.spec.head == "implicit" else sum(len(e.targets) for e in group)
-            total += float(_batch_loss(prm, group, error_weight)) * n
-            count += n
-    return total / max(1, count)
-
-
 PROBE_ROWS_PER_TRACE = 32
 """A ``probe`` PRM trains on ``batch_size * 32`` feature rows per step (about that many
 traces' steps), since one row costs far less than one trace through the backbone."""
@@ -448,30 +390,40 @@ def fit(
     lr_decay: bool | None = None,
     seed: int = 0,
     log: Callable[[str], None] = lambda _: None,
+    **engine: Any,
 ) -> FitResult:
     """Train ``prm`` in place; with an eval set, keep the weights with the lowest eval loss.
 
-    Every head goes through one loop and one early-stopping rule. A ``probe`` PRM first
-    computes the frozen backbone's features once (:func:`probe_features`) and then trains only
-    the MLP on them (:func:`fit_probe`, ``batch_size * 32`` rows per step); the other heads run
-    the model on ``batch_size`` traces per step.
+    A ``probe`` PRM first computes the frozen backbone's features once
+    (:func:`probe_features`) and then trains only the MLP on them (:func:`fit_probe`,
+    ``batch_size * 32`` rows per step). The other heads train on ``transformers.Trainer``
+    (:func:`prmkit.train.trainer.fit_trainer`: bf16, accumulation, clipping, warm-up,
+    packing, checkpoints and resume, DDP), ``batch_size`` traces per micro-batch.
+
+    Early stopping, for both: an evaluation improves when its loss is below the best so far
+    by more than 1e-6; training stops after ``patience`` evaluations in a row without an
+    improvement (0 = never), and the weights of the best evaluation are restored at the end.
 
     Args:
         train: Training examples.
         held: Eval examples (empty: no early stopping).
         lr: AdamW learning rate.
         epochs: Passes over ``train``.
-        batch_size: Traces per optimizer step (length-bucketed).
+        batch_size: Traces per micro-batch (length-bucketed).
         max_steps: Stop after this many optimizer steps (0 = no limit).
         eval_every: Evaluate every N optimizer steps (0 = once per epoch).
         patience: Stop after this many evaluations without improvement (0 = never).
         weight_decay: AdamW weight decay.
         error_weight: Loss weight of wrong steps (target < 0.5) relative to right ones, for
             class imbalance (e.g. n_right / n_wrong); 1 = plain BCE. Not used by ``implicit``.
-        lr_decay: Decay the learning rate linearly to 0 over the run; ``None``: decay when
-            the backbone trains, constant for the probe.
+        lr_decay: Decay the learning rate over the run; ``None``: decay when the backbone
+            trains, constant for the probe.
         seed: Batch-order seed.
         log: Called with progress lines.
+        **engine: Backbone heads only, passed to :func:`~prmkit.train.trainer.fit_trainer`:
+            ``grad_accum``, ``max_grad_norm``, ``warmup``, ``scheduler``, ``bf16``,
+            ``gradient_checkpointing``, ``packing``, ``max_batch_tokens``, ``row_tokens``,
+            ``optim``, ``work_dir``, ``save_every``, ``resume``, ``log_every``.
 
     Raises:
         ConfigError: no training examples.
@@ -493,43 +445,42 @@ def fit(
         "weight_decay": weight_decay,
         "log": log,
     }
-    if prm.spec.head == "probe":
-        if prm.probe is None:
-            raise ConfigError(
-                "probe PRM without a probe head",
-                got=None,
-                expected="a ProbeHead",
-                fix="build the PRM with build_prm(spec with head='probe', ...)",
-            )
-        start = time.perf_counter()
-        x, y = probe_features(prm, train, batch_size)
-        xe, ye = probe_features(prm, held, batch_size) if held else (None, None)
-        log(
-            f"cached probe features: {tuple(x.shape)} train, "
-            f"{0 if xe is None else tuple(xe.shape)} eval ({time.perf_counter() - start:.1f}s)"
-        )
-        result = fit_probe(
-            prm.probe,
-            x,
-            y,
-            xe,
-            ye,
-            batch_size=batch_size * PROBE_ROWS_PER_TRACE,
+    if prm.spec.head != "probe":
+        return fit_trainer(
+            prm,
+            train,
+            held,
+            batch_size=batch_size,
             error_weight=error_weight,
-            lr_decay=bool(lr_decay),
+            lr_decay=lr_decay,
             seed=seed,
             **common,
+            **engine,
         )
-        result.seconds = time.perf_counter() - start
-        return result
+    if prm.probe is None:
+        raise ConfigError(
+            "probe PRM without a probe head",
+            got=None,
+            expected="a ProbeHead",
+            fix="build the PRM with build_prm(spec with head='probe', ...)",
+        )
     start = time.perf_counter()
-    result = _train_loop(
-        prm.model,
-        lambda epoch: batches(train, batch_size, shuffle=True, seed=seed + epoch),
-        lambda group: _batch_loss(prm, group, error_weight),
-        (lambda: _eval_loss(prm, held, batch_size, error_weight)) if held else None,
-        steps_per_epoch=len(batches(train, batch_size, shuffle=False)),
-        lr_decay=lr_decay is not False,
+    x, y = probe_features(prm, train, batch_size)
+    xe, ye = probe_features(prm, held, batch_size) if held else (None, None)
+    log(
+        f"cached probe features: {tuple(x.shape)} train, "
+        f"{0 if xe is None else tuple(xe.shape)} eval ({time.perf_counter() - start:.1f}s)"
+    )
+    result = fit_probe(
+        prm.probe,
+        x,
+        y,
+        xe,
+        ye,
+        batch_size=batch_size * PROBE_ROWS_PER_TRACE,
+        error_weight=error_weight,
+        lr_decay=bool(lr_decay),
+        seed=seed,
         **common,
     )
     result.seconds = time.perf_counter() - start

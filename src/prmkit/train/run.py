@@ -107,7 +107,34 @@ class TrainConfig:
     eval_every: int = option(0, "evaluate every N optimizer steps (0 = once per epoch)", ge=0)
     patience: int = option(2, "early stopping: evaluations without improvement (0 = off)", ge=0)
     seed: int = option(0, "random seed", ge=0)
-    device: str = option("cpu", "torch device")
+    device: str = option("cpu", "torch device (cpu, cuda; under torchrun each rank's own GPU)")
+    # the Trainer engine (tokcls, labeltok, implicit); the probe ignores these
+    bf16: bool | Literal["auto"] = option(
+        "auto", "bf16 autocast over fp32 weights; auto = where the device computes bf16 natively"
+    )
+    packing: bool | Literal["auto"] = option(
+        "auto", "pack each batch's traces into rows without padding; auto = on CUDA"
+    )
+    max_batch_tokens: int = option(
+        0, "cap on tokens per batch: real when packed, padded otherwise (0 = none)", ge=0
+    )
+    grad_accum: int = option(1, "batches per optimizer step (gradient accumulation)", ge=1)
+    max_grad_norm: float = option(1.0, "gradient clipping norm (0 = off)", ge=0)
+    warmup: float = option(0.0, "linear warm-up: a fraction of the run (< 1) or steps", ge=0)
+    scheduler: Literal["linear", "cosine", "constant"] = option(
+        "linear", "learning-rate decay after warm-up"
+    )
+    gradient_checkpointing: bool = option(False, "recompute activations (less memory, ~30% slower)")
+    optim: str = option("auto", "Trainer optimizer name; auto = fused AdamW")
+    log_every: int = option(10, "log loss, lr, grad norm and tokens/s every N steps", ge=1)
+    state_dir: str = option("", "where the run's checkpoints go for resume ('' = <out>.state)")
+    save_every: int = option(
+        0,
+        "checkpoint every N steps without an eval set (0 = each epoch; with one: each eval)",
+        ge=0,
+    )
+    resume: bool = option(False, "continue the run whose checkpoints are in state_dir")
+    keep_state: bool = option(False, "keep state_dir after the final checkpoint is saved")
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -162,6 +189,32 @@ def _records(
     return None
 
 
+def _is_main_process() -> bool:
+    """Rank 0 of a ``torchrun``/``accelerate launch`` job, or a plain single process."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
+
+
+def _engine_options(cfg: TrainConfig, state_dir: str) -> dict[str, Any]:
+    """The Trainer engine's keyword arguments (:func:`prmkit.train.trainer.fit_trainer`)."""
+    return {
+        "bf16": cfg.bf16,
+        "packing": cfg.packing,
+        "max_batch_tokens": cfg.max_batch_tokens or None,
+        "grad_accum": cfg.grad_accum,
+        "max_grad_norm": cfg.max_grad_norm,
+        "warmup": cfg.warmup,
+        "scheduler": cfg.scheduler,
+        "gradient_checkpointing": cfg.gradient_checkpointing,
+        "optim": cfg.optim,
+        "log_every": cfg.log_every,
+        "work_dir": state_dir,
+        "save_every": cfg.save_every,
+        "resume": cfg.resume,
+    }
+
+
 def train(
     cfg: TrainConfig,
     records: Sequence[LabeledTrace] | None = None,
@@ -194,6 +247,7 @@ def train(
     from prmkit.io import write_json
     from prmkit.prm.checkpoint import check_checkpoint_target, save_prm
     from prmkit.train.collate import build_examples, split_eval
+    from prmkit.train.state import prepare_state_dir
 
     if not cfg.out:
         raise ConfigError("missing 'out'", got="", expected="a path", fix="pass --out PATH")
@@ -204,6 +258,10 @@ def train(
 
     from prmkit.train.loop import build_prm, fit  # torch: only once the inputs are good
 
+    state_dir = cfg.state_dir or f"{cfg.out.rstrip('/')}.state"
+    backbone = spec.head != "probe"
+    if backbone and _is_main_process():
+        prepare_state_dir(state_dir, resume=cfg.resume, overwrite=cfg.overwrite)
     prm = build_prm(
         spec,
         cfg.base,
@@ -245,7 +303,10 @@ def train(
         error_weight=cfg.error_weight,
         seed=cfg.seed,
         log=log,
+        **(_engine_options(cfg, state_dir) if backbone else {}),
     )
+    if not _is_main_process():  # data-parallel ranks > 0: rank 0 saves
+        return {}
     save_prm(prm, cfg.out, overwrite=cfg.overwrite)
     report = {
         "config": dataclasses.asdict(cfg),
@@ -260,6 +321,10 @@ def train(
         "fit": dataclasses.asdict(result),
     }
     write_json(f"{cfg.out}/train_report.json", report)
+    if backbone and not cfg.keep_state:
+        import shutil
+
+        shutil.rmtree(state_dir, ignore_errors=True)  # prmkit's own (marked) folder
     log(
         f"saved {cfg.out} ({result.optimizer_steps} steps, best eval loss "
         f"{result.best_eval_loss}, {result.seconds:.1f}s)"
