@@ -15,9 +15,7 @@ import torch
 
 from prmkit.prm.formats import Encoded
 
-__all__ = [
-    "dense_batches",
-    "dense_forward", "plain_padded_scores", "timed", "warmup_subset"]
+__all__ = ["dense_batches", "dense_forward", "plain_padded_scores", "timed", "warmup_subset"]
 
 T = TypeVar("T")
 

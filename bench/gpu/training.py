@@ -235,7 +235,7 @@ def trainer_baseline(
     fused AdamW, no checkpoints."""
     import random
 
-    from transformers import Trainer, TrainingArguments
+    from transformers import PrinterCallback, Trainer, TrainingArguments
 
     groups = token_budget_groups([len(e.enc.input_ids) for e in examples], batch_size)
     random.Random(seed).shuffle(groups)
@@ -264,6 +264,7 @@ def trainer_baseline(
             train_dataset=_InOrder(items),
             data_collator=_pad_collate(pad_id),
         )
+        trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict
         with StepClock(model, pad_id, device) as clock:
             trainer.train()
     wall = time.perf_counter() - start

@@ -211,7 +211,8 @@ def training_workload(
     for trace in traces:
         if len(examples) == n:
             break
-        if len(encode(spec, tokenizer, trace.prompt, trace.steps).input_ids) > max_tokens:
+        enc = encode(spec, tokenizer, trace.prompt, trace.steps)
+        if enc.truncated_steps or len(enc.input_ids) > max_tokens:
             continue
         examples.extend(build_examples(spec, tokenizer, [trace], until_first_error=True)[0])
     if examples:
@@ -227,7 +228,9 @@ def training_workload(
         first = rng.randrange(-1, steps)
         kept = steps if first < 0 else first + 1
         targets = [1.0] * kept if first < 0 else [1.0] * first + [0.0]
-        examples.append(Example(f"synthetic-{i}", enc, list(range(kept)), targets, float(first < 0)))
+        examples.append(
+            Example(f"synthetic-{i}", enc, list(range(kept)), targets, float(first < 0))
+        )
     return TrainingWorkload(
         examples,
         f"no PRMBench or ProcessBench files under {data_dir}: {n} synthetic traces "

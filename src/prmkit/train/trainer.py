@@ -239,8 +239,9 @@ def _trainer_class() -> type:
             if "loss" in logs or self._mark is None:
                 self._mark = (now, self.tokens)
             super().log(logs, start_time)
-            if self.is_world_process_zero():
-                shown = {k: v for k, v in logs.items() if not k.startswith("train_")}
+            shown = {k: v for k, v in logs.items() if not k.startswith("train_") and k != "epoch"}
+            if shown and self.is_world_process_zero():
+                shown["epoch"] = logs.get("epoch", self.state.epoch or 0.0)
                 self.log_fn(
                     f"step={self.state.global_step} "
                     + " ".join(
@@ -399,6 +400,9 @@ def fit_trainer(
         collate=collate,
         log_fn=log,
     )
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # our log line replaces its dict print
     checkpoint = latest_checkpoint(work_dir) if resume else None
     if resume and checkpoint is not None:
         log(f"resuming from {checkpoint}")
