@@ -48,14 +48,22 @@ def plain_padded_scores(
     pad_id: int,
     batch_size: int,
     positive_index: int = 1,
+    max_seconds: float | None = None,
 ) -> list[list[float]]:
     """Baseline 3: what plain transformers code does. Traces in input order, ``batch_size`` at a
     time, right-padded to the batch's longest, ``model(input_ids, attention_mask).logits``,
-    the positive-class probability read at the step positions on the host."""
+    the positive-class probability read at the step positions on the host.
+
+    With ``max_seconds``, stops after the batch that passes it (the copy to the host of each
+    batch synchronises): the scores of the first traces only.
+    """
     device = next(model.parameters()).device
     out: list[list[float]] = []
+    start = time.perf_counter()
     with torch.inference_mode():
         for at in range(0, len(encs), batch_size):
+            if max_seconds is not None and time.perf_counter() - start > max_seconds:
+                break
             chunk = encs[at : at + batch_size]
             width = max(len(e.input_ids) for e in chunk)
             ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)

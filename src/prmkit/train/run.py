@@ -196,6 +196,14 @@ def _is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+def _rank_device(device: str) -> str:
+    """``cuda`` under ``torchrun``/``accelerate launch`` is each rank's own GPU (LOCAL_RANK)."""
+    import os
+
+    local = os.environ.get("LOCAL_RANK")
+    return f"cuda:{local}" if device == "cuda" and local is not None else device
+
+
 def _engine_options(cfg: TrainConfig, state_dir: str) -> dict[str, Any]:
     """The Trainer engine's keyword arguments (:func:`prmkit.train.trainer.fit_trainer`)."""
     return {
@@ -269,7 +277,7 @@ def train(
         lora_alpha=cfg.lora_alpha,
         lora_targets=cfg.lora_targets,
         add_tag_token=cfg.add_tag_token,
-        device=cfg.device,
+        device=_rank_device(cfg.device),
         seed=cfg.seed,
         adapter=cfg.adapter or None,
     )
