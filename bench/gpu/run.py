@@ -3,7 +3,7 @@ measured in the same run, on the same random-weight model; tokens/s and MFU for 
 
 Commands (from the repo root):
 
-    .venv/bin/python bench/gpu/run.py                 # one GPU: Qwen2-1.5B-shaped model, 2,000 traces
+    .venv/bin/python bench/gpu/run.py                 # one GPU: Qwen2-1.5B shape, 2,000 traces
     .venv/bin/python bench/gpu/run.py --tiny          # CPU smoke run: tiny model, 64 traces
     .venv/bin/python bench/gpu/run.py --json out.json # also write the results as JSON
 

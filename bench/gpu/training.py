@@ -176,7 +176,9 @@ def prmkit_fit(
         )
     wall = time.perf_counter() - start
     own = getattr(result, "tokens_per_second", None)
-    note = f"fit's own tokens/s (its log windows): {own:,.0f}" if own else ""
+    note = "wall time includes fit's end-of-run checkpoint (weights and optimizer state, temp dir)"
+    if own:
+        note += f"; fit's own tokens/s (its log windows): {own:,.0f}"
     out = TrainResult(
         clock.window(), len(clock.marks), clock.tokens_counted, wall, _peak_gib(device), note
     )

@@ -15,9 +15,9 @@ traces; a seeded sample of traces of at most ``max_tokens`` tokens, turned into 
 error, 0.0 at it, later steps not trained).
 
 Example:
-    >>> work = scoring_workload(spec, tok, n=2000, data_dir=Path("../shared/data"))  # doctest: +SKIP
+    >>> work = scoring_workload(spec, tok, 2000, Path("../shared/data"))  # doctest: +SKIP
     >>> work.n_real, work.n_synthetic, work.total_tokens  # doctest: +SKIP
-    (1000, 1000, 1273158)
+    (1000, 1000, 1270796)
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("score",),
     ("evaluate", "search"),
     ("serve", "rewards"),
-    ("cli", "demo", "__init__"),  # the top of the house
+    ("cli", "demo", "__init__", "__main__"),  # the top of the house
 ]
 """Lowest first; modules within one layer may import each other."""
 
