@@ -7,17 +7,18 @@
   another. The logits at a trace's positions equal its padded ones up to float rounding
   (tests/unit/test_packing.py pins 1e-5 in float32).
 
-Every head reads a step's output through :meth:`ModelBatch.index`, so training and scoring work
-on either layout.
+Every head reads the steps through the batch's step index (``step_rows``/``step_cols``, built on
+the host with the batch), so training and scoring work on either layout.
 
 Example:
     >>> batch = packed_batch(encs, pad_id=0, row_tokens=4096)  # doctest: +SKIP
     >>> logits = model(**batch.model_inputs()).logits  # doctest: +SKIP
-    >>> row, cols = batch.index(0, encs[0].step_positions)  # doctest: +SKIP
+    >>> row, cols = batch.steps(0)  # where trace 0's steps are read  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,6 +43,12 @@ class ModelBatch:
         encs: The traces, in the order the caller gave them.
         rows: The row of each trace.
         offsets: The column where each trace starts in its row.
+        step_rows, step_cols: ``(n,)`` where every kept step of every trace is read, trace by
+            trace (built on the host with the batch and moved with it: reading the steps never
+            waits on a host-to-device copy).
+        keep_cols: ``(k,)`` the sorted distinct ``step_cols`` (an LM head runs only there).
+        step_keep: ``(n,)`` the index of each step's column in ``keep_cols``.
+        step_counts: Kept steps per trace (``split`` sizes of the flat step tensors).
     """
 
     input_ids: torch.Tensor
@@ -50,6 +57,40 @@ class ModelBatch:
     encs: Sequence[Encoded]
     rows: list[int]
     offsets: list[int]
+    step_rows: torch.Tensor
+    step_cols: torch.Tensor
+    keep_cols: torch.Tensor
+    step_keep: torch.Tensor
+    step_counts: list[int]
+
+    @classmethod
+    def build(
+        cls,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        position_ids: torch.Tensor | None,
+        encs: Sequence[Encoded],
+        rows: list[int],
+        offsets: list[int],
+    ) -> ModelBatch:
+        """A batch with its step index computed from ``rows``/``offsets`` (host tensors)."""
+        step_rows = [rows[b] for b, e in enumerate(encs) for _ in e.step_positions]
+        step_cols = [offsets[b] + p for b, e in enumerate(encs) for p in e.step_positions]
+        keep = sorted(set(step_cols))
+        where = {c: i for i, c in enumerate(keep)}
+        return cls(
+            input_ids,
+            attention_mask,
+            position_ids,
+            encs,
+            rows,
+            offsets,
+            torch.tensor(step_rows, dtype=torch.long),
+            torch.tensor(step_cols, dtype=torch.long),
+            torch.tensor(keep, dtype=torch.long),
+            torch.tensor([where[c] for c in step_cols], dtype=torch.long),
+            [len(e.step_positions) for e in encs],
+        )
 
     @property
     def packed(self) -> bool:
@@ -78,10 +119,10 @@ class ModelBatch:
             "use_cache": False,
         }
 
-    def index(self, b: int, positions: Sequence[int]) -> tuple[int, torch.Tensor]:
-        """``(row, columns)`` of trace ``b``'s token ``positions`` (its own indices)."""
-        cols = torch.tensor(positions, dtype=torch.long) + self.offsets[b]
-        return self.rows[b], cols.to(self.input_ids.device)
+    def steps(self, b: int) -> tuple[int, torch.Tensor]:
+        """``(row, columns)`` of trace ``b``'s kept steps, from the batch's own step index."""
+        start = sum(self.step_counts[:b])
+        return self.rows[b], self.step_cols[start : start + self.step_counts[b]]
 
     def span(self, b: int) -> tuple[int, int, int]:
         """``(row, start, end)``: the columns trace ``b`` occupies."""
@@ -90,18 +131,27 @@ class ModelBatch:
 
     def to(self, device: torch.device | str, non_blocking: bool = False) -> ModelBatch:
         """The same batch on ``device``."""
+        moved = {
+            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
+        return dataclasses.replace(self, **moved)
 
-        def move(t: torch.Tensor | None) -> torch.Tensor | None:
-            return None if t is None else t.to(device, non_blocking=non_blocking)
+    def pin_memory(self) -> ModelBatch:
+        """The same batch in pinned host memory (for asynchronous copies to a GPU)."""
+        pinned = {
+            f.name: getattr(self, f.name).pin_memory()
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), torch.Tensor)
+        }
+        return dataclasses.replace(self, **pinned)
 
-        return ModelBatch(
-            move(self.input_ids),  # type: ignore[arg-type]
-            move(self.attention_mask),
-            move(self.position_ids),
-            self.encs,
-            self.rows,
-            self.offsets,
-        )
+
+def _place(batch: ModelBatch, device: torch.device | str, pin: bool) -> ModelBatch:
+    if pin:
+        batch = batch.pin_memory()
+    return batch.to(device, non_blocking=pin)
 
 
 def padded_batch(
@@ -114,10 +164,8 @@ def padded_batch(
     for i, e in enumerate(encs):
         ids[i, : len(e.input_ids)] = torch.tensor(e.input_ids, dtype=torch.long)
         mask[i, : len(e.input_ids)] = 1
-    if pin:
-        ids, mask = ids.pin_memory(), mask.pin_memory()
-    batch = ModelBatch(ids, mask, None, encs, list(range(len(encs))), [0] * len(encs))
-    return batch.to(device, non_blocking=pin)
+    batch = ModelBatch.build(ids, mask, None, encs, list(range(len(encs))), [0] * len(encs))
+    return _place(batch, device, pin)
 
 
 def pack_rows(lengths: Sequence[int], row_tokens: int) -> list[list[int]]:
@@ -186,9 +234,7 @@ def packed_batch(
             rows[i], offsets[i] = r, at
             at += n
         pos[r, at:] = torch.arange(width - at)
-    if pin:
-        ids, pos = ids.pin_memory(), pos.pin_memory()
-    return ModelBatch(ids, None, pos, encs, rows, offsets).to(device, non_blocking=pin)
+    return _place(ModelBatch.build(ids, None, pos, encs, rows, offsets), device, pin)
 
 
 def token_budget_groups(

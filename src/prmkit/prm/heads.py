@@ -45,6 +45,7 @@ __all__ = [
     "probe_inputs",
     "probe_sizes",
     "step_outputs",
+    "step_values",
     "to_scores",
     "token_logratios",
 ]
@@ -162,7 +163,8 @@ def _as_batch(
     if isinstance(input_ids, ModelBatch):
         return input_ids
     n = input_ids.shape[0]
-    return ModelBatch(input_ids, attention_mask, None, encs or [], list(range(n)), [0] * n)
+    batch = ModelBatch.build(input_ids, attention_mask, None, encs or [], list(range(n)), [0] * n)
+    return batch.to(input_ids.device)
 
 
 def _backbone(model: Any) -> Any:
@@ -307,7 +309,7 @@ def probe_inputs(
         return feats
     hidden = out.hidden_states[spec.probe_layer]
     return [
-        torch.cat([hidden[batch.index(b, e.step_positions)].float(), f], dim=-1)
+        torch.cat([hidden[batch.steps(b)].float(), f], dim=-1)
         for b, (e, f) in enumerate(zip(batch.encs, feats, strict=True))
     ]
 
@@ -384,7 +386,7 @@ def truncate_for_probe(model: Any, layer: int) -> int:
 def _hidden_at_steps(model: Any, batch: ModelBatch, layer: int) -> list[torch.Tensor]:
     out = _backbone(model)(**batch.model_inputs(), output_hidden_states=True)
     hidden = out.hidden_states[layer]  # (rows, width, hidden)
-    return [hidden[batch.index(b, e.step_positions)] for b, e in enumerate(batch.encs)]
+    return list(hidden[batch.step_rows, batch.step_cols].split(batch.step_counts))
 
 
 def hidden_features(
@@ -430,6 +432,58 @@ def token_logratios(
     return policy - ref
 
 
+def step_values(
+    prm: PRM,
+    input_ids: torch.Tensor | ModelBatch,
+    attention_mask: torch.Tensor | None = None,
+    encs: Sequence[Encoded] | None = None,
+) -> torch.Tensor:
+    """Every kept step's value of a batch, trace after trace, in one ``(n,)`` tensor.
+
+    The same values as :func:`step_outputs` (which splits this by ``batch.step_counts``):
+    logits (score = sigmoid) for ``tokcls``/``labeltok``/``probe``, per-step rewards for
+    ``implicit``. ``tokcls`` and ``labeltok`` read every step with one gather.
+    """
+    batch = _as_batch(input_ids, attention_mask, encs)
+    spec = prm.spec
+    if spec.head == "tokcls":
+        logits = prm.model(**batch.model_inputs())[0]  # (rows, width, 2)
+        pos, neg = spec.positive_index, 1 - spec.positive_index
+        picked = logits[batch.step_rows, batch.step_cols].float()  # (n, 2)
+        return picked[:, pos] - picked[:, neg]
+    if spec.head == "labeltok":
+        plus, minus = resolve_label_token_ids(spec, prm.tokenizer)
+        logits = prm.model(  # the LM head runs only at the step columns
+            **batch.model_inputs(), logits_to_keep=batch.keep_cols
+        ).logits
+        picked = logits[batch.step_rows, batch.step_keep][:, [plus, minus]].float()
+        return picked[:, 0] - picked[:, 1]
+    if spec.head == "probe":
+        if prm.probe is None:
+            raise ModelLoadError(
+                "probe PRM without its head",
+                got=None,
+                expected="PRM.probe",
+                fix="build it with build_prm or load_prm",
+            )
+        feats = probe_inputs(prm, batch)
+        return prm.probe(torch.cat(feats)) if feats else torch.empty(0, device=prm.device)
+    # implicit
+    ratios = token_logratios(prm, batch)  # (rows, width)
+    if batch.packed:  # a trace's first token reads the previous trace's logit: not its own
+        ratios = ratios.clone()
+        ratios[batch.rows, batch.offsets] = 0.0
+    out = []
+    for b, e in enumerate(batch.encs):
+        row, start, _ = batch.span(b)
+        cum = ratios[row].cumsum(0)
+        ends = cum[batch.steps(b)[1]]
+        first = start + e.content_start - 1  # the sum before the first step's first token
+        before = cum[first : first + 1] if first >= 0 else cum.new_zeros(1)
+        out.append(spec.beta * (ends - torch.cat([before, ends[:-1]])))
+    return torch.cat(out) if out else ratios.new_zeros(0)
+
+
 def step_outputs(
     prm: PRM,
     input_ids: torch.Tensor | ModelBatch,
@@ -444,50 +498,7 @@ def step_outputs(
     ``(n_steps,)`` tensor per trace.
     """
     batch = _as_batch(input_ids, attention_mask, encs)
-    spec = prm.spec
-    where = [batch.index(b, e.step_positions) for b, e in enumerate(batch.encs)]
-    if spec.head == "tokcls":
-        logits = prm.model(**batch.model_inputs())[0]  # (rows, width, 2)
-        pos, neg = spec.positive_index, 1 - spec.positive_index
-        return [(logits[r, c, pos] - logits[r, c, neg]).float() for r, c in where]
-    if spec.head == "labeltok":
-        plus, minus = resolve_label_token_ids(spec, prm.tokenizer)
-        keep = sorted({int(c) for _, cols in where for c in cols})  # the head runs only here
-        index = {p: i for i, p in enumerate(keep)}
-        logits = prm.model(
-            **batch.model_inputs(),
-            logits_to_keep=torch.tensor(keep, device=batch.input_ids.device),
-        ).logits
-        pair = logits[..., [plus, minus]].float()  # (rows, kept, 2)
-        out = []
-        for r, cols in where:
-            rows = pair[r, [index[int(c)] for c in cols]]
-            out.append(rows[:, 0] - rows[:, 1])
-        return out
-    if spec.head == "probe":
-        if prm.probe is None:
-            raise ModelLoadError(
-                "probe PRM without its head",
-                got=None,
-                expected="PRM.probe",
-                fix="build it with build_prm or load_prm",
-            )
-        return [prm.probe(f) for f in probe_inputs(prm, batch)]
-    # implicit
-    ratios = token_logratios(prm, batch)  # (rows, width)
-    if batch.packed:  # a trace's first token reads the previous trace's logit: not its own
-        ratios = ratios.clone()
-        for b in range(len(batch.encs)):
-            ratios[batch.rows[b], batch.offsets[b]] = 0.0
-    out = []
-    for b, e in enumerate(batch.encs):
-        row, start, _ = batch.span(b)
-        cum = ratios[row].cumsum(0)
-        ends = cum[where[b][1]]
-        first = start + e.content_start - 1  # the sum before the first step's first token
-        before = cum[first : first + 1] if first >= 0 else cum.new_zeros(1)
-        out.append(spec.beta * (ends - torch.cat([before, ends[:-1]])))
-    return out
+    return list(step_values(prm, batch).split(batch.step_counts))
 
 
 def to_scores(spec: PRMSpec, values: torch.Tensor) -> torch.Tensor:

@@ -161,11 +161,12 @@ class PRMScorer:
         """Step scores for already-encoded traces."""
         import torch
 
-        from prmkit.prm.heads import eval_mode, layout_batch, step_outputs, to_scores
+        from prmkit.prm.heads import eval_mode, layout_batch, step_values, to_scores
 
         packing = self.uses_packing()
         pin = self.prm.device.type == "cuda"
         order: list[int] = []
+        counts: list[int] = []
         values: list[Any] = []
         with torch.inference_mode(), eval_mode(self.prm.model, self.prm.probe):
             for group in self.batches(encs):
@@ -177,14 +178,15 @@ class PRMScorer:
                     pin=pin,
                 )
                 order.extend(group)
-                values.extend(to_scores(self.prm.spec, v) for v in step_outputs(self.prm, batch))
+                counts.extend(batch.step_counts)
+                values.append(to_scores(self.prm.spec, step_values(self.prm, batch)))
             # one copy to the host at the end: no sync per batch
             flat = torch.cat(values).float().cpu().tolist() if values else []
         out: list[list[float]] = [[] for _ in encs]
         at = 0
-        for i, v in zip(order, values, strict=True):
-            out[i] = flat[at : at + len(v)]
-            at += len(v)
+        for i, n in zip(order, counts, strict=True):
+            out[i] = flat[at : at + n]
+            at += n
         return out
 
     def score(self, traces: Sequence[Trace]) -> list[list[float]]:

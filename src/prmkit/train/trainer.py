@@ -239,7 +239,11 @@ def _trainer_class() -> type:
             if "loss" in logs or self._mark is None:
                 self._mark = (now, self.tokens)
             super().log(logs, start_time)
-            shown = {k: v for k, v in logs.items() if not k.startswith("train_") and k != "epoch"}
+            shown = {
+                k: v
+                for k, v in logs.items()
+                if not k.startswith("train_") and k not in ("epoch", "total_flos")
+            }
             if shown and self.is_world_process_zero():
                 shown["epoch"] = logs.get("epoch", self.state.epoch or 0.0)
                 self.log_fn(
@@ -343,7 +347,12 @@ def fit_trainer(
         temp = tempfile.mkdtemp(prefix="prmkit-train-")
         work_dir = temp
     strategy = ("steps" if eval_every else "epoch") if held else "no"
-    save = strategy if held else ("steps" if save_every else "epoch")
+    if held:
+        save = strategy  # the best evaluation's weights are restored from its checkpoint
+    elif temp is not None:
+        save = "no"  # nobody can resume from a temporary folder: do not write checkpoints
+    else:
+        save = "steps" if save_every else "epoch"
     args = TrainingArguments(
         output_dir=str(work_dir),
         per_device_train_batch_size=1,  # one item = one micro-batch of traces
@@ -357,7 +366,7 @@ def fit_trainer(
         lr_scheduler_type="constant_with_warmup" if lr_decay is False else scheduler,
         warmup_steps=warmup,
         bf16=use_bf16,
-        gradient_checkpointing=gradient_checkpointing,
+        activation_checkpointing=gradient_checkpointing,
         eval_strategy=strategy,
         eval_steps=eval_every or None,
         save_strategy=save,
