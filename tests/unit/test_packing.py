@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -74,3 +76,20 @@ def test_scorer_packing_is_a_layout_choice_not_a_score_change(tiny_model_dir):
     assert [len(s) for s in packed] == [len(t.steps) for t in data]
     for a, b in zip(padded, packed, strict=True):
         assert max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 1e-5
+
+
+def test_packing_is_on_only_for_models_that_read_packed_rows_apart(tiny_model_dir):
+    from transformers import LlamaForCausalLM
+
+    from prmkit.prm.heads import packing_supported
+
+    prm = build_prm(PRMSpec.from_format("trl", head="tokcls"), str(tiny_model_dir))
+    assert packing_supported(prm.model)
+    assert PRMScorer(prm).uses_packing()
+
+    class OwnCode(LlamaForCausalLM):  # stands for a trust_remote_code model's own class
+        pass
+
+    remote = OwnCode(prm.model.config)
+    assert not packing_supported(remote)
+    assert not PRMScorer(dataclasses.replace(prm, model=remote)).uses_packing()

@@ -41,6 +41,7 @@ __all__ = [
     "layout_batch",
     "logprob_features",
     "make_probe",
+    "packing_supported",
     "pad_batch",
     "probe_inputs",
     "probe_sizes",
@@ -312,6 +313,24 @@ def probe_inputs(
         torch.cat([hidden[batch.steps(b)].float(), f], dim=-1)
         for b, (e, f) in enumerate(zip(batch.encs, feats, strict=True))
     ]
+
+
+def packing_supported(model: Any) -> bool:
+    """Whether ``model`` reads packed rows as separate sequences.
+
+    True for transformers' own model classes whose module builds masks with
+    ``masking_utils.create_causal_mask`` (it turns restarting ``position_ids`` into a
+    block-causal mask, or varlen flash-attention): Llama, Qwen2, Mistral, ... False for models
+    with their own code (``trust_remote_code``, e.g. Qwen2.5-Math-PRM), which may let one trace
+    attend to another: those are scored padded.
+    """
+    import sys
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft
+    module = type(inner).__module__
+    return module.startswith("transformers.models.") and hasattr(
+        sys.modules.get(module), "create_causal_mask"
+    )
 
 
 def layout_batch(

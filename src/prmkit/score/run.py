@@ -33,7 +33,8 @@ class ScoreConfig:
         0, "cap on tokens per batch: padded, or real when packed (0 = none)", ge=0
     )
     packing: bool | Literal["auto"] = option(
-        "auto", "pack traces into rows without padding (same scores); auto = on CUDA only"
+        "auto",
+        "pack traces into rows without padding (same scores); auto = where the model supports it",
     )
     device: str = option("cpu", "torch device (cpu, cuda, cuda:1, ...)")
     dtype: Dtype = option(

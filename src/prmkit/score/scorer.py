@@ -52,10 +52,11 @@ def to_scored(trace: Trace, scores: Sequence[float], prm: str) -> ScoredTrace:
 class PRMScorer:
     """Scores every step of a trace in one forward pass.
 
-    Traces go through in length-sorted batches. Padded (default on CPU): at most
-    ``batch_size`` traces and ``max_batch_tokens`` padded tokens per batch. Packed (default on
-    CUDA): at most ``batch_size`` traces and ``max_batch_tokens`` real tokens per batch, laid
-    back to back in rows (:func:`prmkit.prm.batch.packed_batch`): no padding, the same scores.
+    Traces go through in length-sorted batches. Packed (the default for transformers' own model
+    classes): at most ``batch_size`` traces and ``max_batch_tokens`` real tokens per batch,
+    laid back to back in rows (:func:`prmkit.prm.batch.packed_batch`): no padding, the same
+    scores. Padded (models with their own code, or ``packing=False``): at most ``batch_size``
+    traces and ``max_batch_tokens`` padded tokens per batch.
     On CUDA the host tensors are pinned and copied asynchronously, and scores come back to the
     host once at the end, so the next batch is prepared while the card computes.
 
@@ -63,7 +64,8 @@ class PRMScorer:
         prm: A loaded :class:`~prmkit.prm.heads.PRM`.
         batch_size: Traces per forward pass.
         max_batch_tokens: Optional cap on tokens per batch (padded, or real when packed).
-        packing: Pack traces into rows without padding; ``"auto"``: on CUDA only.
+        packing: Pack traces into rows without padding; ``"auto"``: when the model supports
+            it (:func:`~prmkit.prm.heads.packing_supported`).
         row_tokens: Packed row capacity; ``None``: the batch's longest trace (attention with a
             block mask then costs no more than padding), or the whole batch in one row under
             flash-attention (varlen kernels skip the cross-trace work).
@@ -139,9 +141,12 @@ class PRMScorer:
         return enc
 
     def uses_packing(self) -> bool:
-        """Whether batches are packed (``packing="auto"``: on CUDA)."""
+        """Whether batches are packed (``packing="auto"``: when the model reads packed rows
+        as separate sequences, :func:`~prmkit.prm.heads.packing_supported`)."""
         if self.packing == "auto":
-            return self.prm.device.type == "cuda"
+            from prmkit.prm.heads import packing_supported
+
+            return packing_supported(self.prm.model)
         return bool(self.packing)
 
     def batches(self, encs: Sequence[Encoded]) -> list[list[int]]:

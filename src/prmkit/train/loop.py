@@ -38,6 +38,7 @@ from prmkit.prm.heads import (
     batched_probe_inputs,
     eval_mode,
     make_probe,
+    packing_supported,
     pad_batch,
     probe_sizes,
     truncate_for_probe,
@@ -190,7 +191,8 @@ def probe_features(
     if not examples:
         width = sum(probe_sizes(prm.spec, prm.model.config.hidden_size))
         return torch.empty(0, width), targets
-    feats = batched_probe_inputs(prm, [e.enc for e in examples], batch_size)
+    encs = [e.enc for e in examples]
+    feats = batched_probe_inputs(prm, encs, batch_size, packing=packing_supported(prm.model))
     rows = [f[e.label_steps] for f, e in zip(feats, examples, strict=True)]
     return torch.cat(rows), targets
 

@@ -113,7 +113,8 @@ class TrainConfig:
         "auto", "bf16 autocast over fp32 weights; auto = where the device computes bf16 natively"
     )
     packing: bool | Literal["auto"] = option(
-        "auto", "pack each batch's traces into rows without padding; auto = on CUDA"
+        "auto",
+        "pack each batch's traces into rows without padding; auto = where the model supports it",
     )
     max_batch_tokens: int = option(
         0, "cap on tokens per batch: real when packed, padded otherwise (0 = none)", ge=0

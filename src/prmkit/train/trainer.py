@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from prmkit.errors import ConfigError
 from prmkit.prm.batch import ModelBatch, packed_batch, padded_batch, token_budget_groups
 from prmkit.prm.formats import length_buckets
-from prmkit.prm.heads import PRM, eval_mode, step_outputs
+from prmkit.prm.heads import PRM, eval_mode, packing_supported, step_outputs
 from prmkit.train.collate import Example
 from prmkit.train.state import latest_checkpoint
 
@@ -302,7 +302,8 @@ def fit_trainer(
         bf16: bf16 autocast over float32 master weights; ``"auto"``: where the device
             computes bf16 natively (never on an AVX2-only CPU, where it is emulated).
         gradient_checkpointing: Recompute activations in the backward pass (memory for time).
-        packing: Lay each micro-batch out without padding; ``"auto"``: on CUDA.
+        packing: Lay each micro-batch out without padding; ``"auto"``: when the model reads
+            packed rows as separate sequences (:func:`prmkit.prm.heads.packing_supported`).
         max_batch_tokens: Cap on a micro-batch's tokens (real when packed, padded otherwise).
         row_tokens: Packed row capacity (``None``: the longest trace of the micro-batch).
         optim: A Trainer ``optim`` name; ``"auto"``: the Trainer's default (fused AdamW).
@@ -337,7 +338,7 @@ def fit_trainer(
         )
     start = time.perf_counter()
     device = prm.device
-    use_packing = device.type == "cuda" if packing == "auto" else bool(packing)
+    use_packing = packing_supported(prm.model) if packing == "auto" else bool(packing)
     use_bf16 = resolve_bf16(bf16, device.type)
     groups = micro_batches(train, batch_size, max_batch_tokens, use_packing)
     eval_groups = micro_batches(held, batch_size, max_batch_tokens, use_packing) if held else []
