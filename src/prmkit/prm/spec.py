@@ -114,6 +114,9 @@ class PRMSpec:
             log-probabilities need the whole model, so no block is dropped then.
         max_length: Inputs are cut to this many tokens.
         aggregation: Default trace score from step scores: min, prod, last or mean.
+        segmentation: How a plain solution text is split into steps before scoring (a
+            :data:`prmkit.steps.STRATEGIES` name; servers and RL reward adapters use it).
+        segmentation_pattern: The separator regex when ``segmentation`` is ``regex``.
         base: Where the backbone came from (informational).
         version: Spec schema version.
     """
@@ -136,6 +139,8 @@ class PRMSpec:
     probe_features: str = "hidden"
     max_length: int = 2048
     aggregation: str = "min"
+    segmentation: str = "double_newline"
+    segmentation_pattern: str | None = None
     base: str = ""
     version: int = SPEC_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
@@ -183,6 +188,22 @@ class PRMSpec:
                 self.system_prompt,
                 "None without a chat template",
                 "set use_chat_template=true or drop the system prompt",
+            )
+        from prmkit.steps import STRATEGIES
+
+        if self.segmentation not in STRATEGIES:
+            fail(
+                "segmentation",
+                self.segmentation,
+                f"one of {list(STRATEGIES)}",
+                "e.g. double_newline (blank lines) or step_markers ('Step k:')",
+            )
+        if (self.segmentation == "regex") != (self.segmentation_pattern is not None):
+            fail(
+                "segmentation_pattern",
+                self.segmentation_pattern,
+                "a regex exactly when segmentation is 'regex'",
+                "set both, or neither",
             )
         if self.positive_index not in (0, 1):
             fail("positive_index", self.positive_index, "0 or 1", "2-label heads only")

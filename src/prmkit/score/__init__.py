@@ -17,6 +17,7 @@ from prmkit.score.incremental import (
 )
 from prmkit.score.run import ScoreConfig, score
 from prmkit.score.scorer import PRMScorer, Scorer, length_buckets, to_scored
+from prmkit.score.text import text_trace
 
 __all__ = [
     "AGGREGATIONS",
@@ -31,6 +32,7 @@ __all__ = [
     "aggregate_all",
     "length_buckets",
     "score",
+    "text_trace",
     "to_scored",
 ]
 
