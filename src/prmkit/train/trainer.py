@@ -364,7 +364,9 @@ def fit_trainer(
         max_grad_norm=max_grad_norm,
         num_train_epochs=epochs,
         max_steps=max_steps or -1,
-        lr_scheduler_type="constant_with_warmup" if lr_decay is False else scheduler,
+        lr_scheduler_type=(  # "constant" keeps the warm-up too
+            "constant_with_warmup" if lr_decay is False or scheduler == "constant" else scheduler
+        ),
         warmup_steps=warmup,
         bf16=use_bf16,
         activation_checkpointing=gradient_checkpointing,
