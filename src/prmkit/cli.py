@@ -42,6 +42,7 @@ STAGES: dict[str, tuple[str, str]] = {
         "LoRA warm-up of the default policy on gold solutions (cached), then evaluate",
     ),
     "search": ("prmkit.search.cli", "PRM-guided search: beam, DVTS, greedy; vs best-of-N"),
+    "serve": ("prmkit.serve.cli", "serve a PRM over HTTP (also vLLM /pooling, OpenRLHF)"),
 }
 
 
