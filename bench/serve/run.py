@@ -28,12 +28,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -48,6 +44,7 @@ from prmkit.prm import PRMSpec
 from prmkit.prm.checkpoint import save_prm
 from prmkit.records import Trace
 from prmkit.score import PRMScorer
+from prmkit.serve import serve_process
 from prmkit.testing import build_tiny_lm
 from prmkit.train.loop import build_prm
 
@@ -83,34 +80,6 @@ def load_traces(scorer: PRMScorer, n: int) -> list[Trace]:
         if len(out) >= n:
             break
     return out
-
-
-def start_server(ckpt: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """``prmkit serve`` on a free loopback port; returns the process and its base URL."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    cmd = [
-        str(Path(sys.executable).with_name("prmkit")),
-        "serve",
-        "--prm",
-        str(ckpt),
-        "port=0",
-        "max_batch_traces=32",
-        "max_wait_ms=5",
-        "max_queue=4096",
-    ]
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=log.open("w"), text=True, bufsize=1
-    )
-    assert proc.stdout is not None
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        line = proc.stdout.readline()
-        if "listening on" in line:
-            url = line.split("listening on", 1)[1].split()[0]
-            return proc, url
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: see {log}")
-    raise RuntimeError("server did not start in 120 s")
 
 
 def rss_kib(pid: int) -> int:
@@ -251,8 +220,11 @@ def main() -> None:
             f"{len(traces)} ProcessBench traces, {statistics.mean(lengths):.0f} tokens on average "
             f"(max {max(lengths)}), {sum(len(t.steps) for t in traces)} steps"
         )
-        proc, url = start_server(ckpt, folder / "server.log")
-        try:
+        keys = ["max_batch_traces=32", "max_wait_ms=5", "max_queue=4096"]
+        with serve_process(str(ckpt), keys, threads=1, stderr=folder / "server.log") as (
+            url,
+            proc,
+        ):
             sequential = asyncio.run(run_load(url, traces, ref, args.sequential, 1))
             rss_before = rss_kib(proc.pid)
             concurrent = asyncio.run(run_load(url, traces, ref, args.requests, args.clients))
@@ -260,9 +232,7 @@ def main() -> None:
             faults = asyncio.run(run_faults(url, traces, ref))
             rss_after = rss_kib(proc.pid)
             metrics = httpx.get(f"{url}/metrics").text
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=60)
+        code = proc.returncode
     ratio = concurrent["requests_per_s"] / sequential["requests_per_s"]
     results = {
         "machine": describe_machine(),

@@ -88,6 +88,9 @@ class DemoConfig:
     search_m: int = option(2, "beam search: beam width")
     search_step_tokens: int = option(48, "beam search: token budget of one step", ge=1)
     search_max_steps: int = option(7, "beam search: rounds (the last completes)", ge=1)
+    serve_traces: int = option(
+        8, "held-out traces scored through prmkit serve and compared with in-process", ge=1
+    )
     data_dir: str = option("", "shared data folder ('' = $PRMKIT_DATA_DIR or ../shared/data)")
 
     def __post_init__(self) -> None:
@@ -247,9 +250,10 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     summary["annotate"] = _annotate(cfg, generator, adapter, train_problems, train_traces, out, lap)
     summary["prm"] = _prm(cfg, out, train_traces, train_problems, eval_traces, adapter, lap)
     summary["search"] = _search(cfg, generator, eval_problems, out, lap)
+    summary["serve"] = _serve(cfg, out, lap)
     summary["formats"] = _formats(cfg, out, lap)
 
-    _say("10. report")
+    _say("11. report")
     from prmkit.evaluate.report import write_report
 
     paths = write_report(out)
@@ -689,12 +693,97 @@ def _search(cfg: DemoConfig, generator, problems, out: Path, lap) -> dict[str, A
     return {"search": s, "best_of_n": b}
 
 
+def _serve(cfg: DemoConfig, out: Path, lap) -> dict[str, Any]:
+    """``prmkit serve`` on loopback: the client, /get_reward and /pooling equal in-process."""
+    import httpx
+
+    from prmkit.io import write_json
+    from prmkit.models.loading import load_tokenizer
+    from prmkit.prm import PRMSpec
+    from prmkit.records import ScoredTrace, read_records
+    from prmkit.score import PRMScorer, aggregate
+    from prmkit.serve import (
+        HTTPScorer,
+        ServeConfig,
+        VLLMPoolingScorer,
+        create_app,
+        serve_in_thread,
+        serve_process,
+    )
+    from prmkit.testing import build_tiny_lm
+    from prmkit.train.loop import build_prm
+
+    _say(
+        f"9. serve: prmkit serve on 127.0.0.1; {cfg.serve_traces} held-out traces through the "
+        "client, /get_reward and /pooling vs in-process scores"
+    )
+    t0 = time.perf_counter()
+    scored = read_records(out / "scored_eval.jsonl", ScoredTrace)[: cfg.serve_traces]
+    want = [t.step_scores for t in scored]
+    result: dict[str, Any] = {"traces": len(scored)}
+
+    def gap(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> float:
+        return max(abs(x - y) for u, v in zip(a, b, strict=True) for x, y in zip(u, v, strict=True))
+
+    with serve_process(str(out / "prm"), threads=1) as (url, _):
+        with HTTPScorer(url) as client:
+            got = client.score(scored)
+        result["client_max_diff"] = gap(got, want)
+        print(
+            f"{url}: POST /v1/score (HTTPScorer): max |served - in-process| "
+            f"{result['client_max_diff']:.1e} over {sum(map(len, want))} steps"
+        )
+        joiner = "\n\n"  # the demo PRM's segmentation (double_newline) splits it back
+        body = {
+            "query": [t.prompt + joiner + joiner.join(t.steps) for t in scored],
+            "prompts": [t.prompt for t in scored],
+        }
+        rewards = httpx.post(f"{url}/get_reward", json=body, timeout=120).json()["rewards"]
+        result["get_reward_max_diff"] = max(
+            abs(r - aggregate(w, "min")) for r, w in zip(rewards, want, strict=True)
+        )
+        print(
+            f"POST /get_reward (OpenRLHF): max |reward - min of in-process| "
+            f"{result['get_reward_max_diff']:.1e}"
+        )
+        refused = httpx.post(f"{url}/pooling", json={"input": "x", "task": "token_classify"})
+        message = refused.json()["error"]["message"].split(";")[0]
+        print(f"POST /pooling with this PRM: {refused.status_code}, {message}")
+    # /pooling serves PRMs read from one joined text (Qwen2.5-Math-PRM's format): a small
+    # random-weight one here, served from a thread of this process, to check the wire format
+    tok = load_tokenizer(cfg.model)
+    base = out / "prm_pooling_check_base"
+    build_tiny_lm(len(tok), hidden=64, layers=2).save_pretrained(base)
+    tok.save_pretrained(base)
+    qwen = build_prm(PRMSpec.from_format("qwen_prm", head="tokcls"), str(base), add_tag_token=True)
+    local = PRMScorer(qwen).score(scored)
+    app = create_app(PRMScorer(qwen), ServeConfig(model_name="qwen-format-check"))
+    with serve_in_thread(app) as url:
+        pooled = VLLMPoolingScorer(
+            url, spec=qwen.spec, tokenizer=qwen.tokenizer, model="qwen-format-check"
+        )
+        got = pooled.score(scored)
+    result["pooling_max_diff"] = gap(got, local)
+    print(
+        f"POST /pooling (vLLM's API, VLLMPoolingScorer) with a random tiny PRM in "
+        f"Qwen2.5-Math-PRM's format: max |served - in-process| {result['pooling_max_diff']:.1e}"
+    )
+    worst = max(
+        result["client_max_diff"], result["get_reward_max_diff"], result["pooling_max_diff"]
+    )
+    result["equal"] = worst <= 1e-5
+    print("served scores equal in-process scores" if result["equal"] else "MISMATCH (see above)")
+    write_json(out / "serve_check.json", result)
+    lap("serve", t0)
+    return result
+
+
 def _formats(cfg: DemoConfig, out: Path, lap) -> dict[str, Any]:
     from prmkit.errors import DataFormatError
     from prmkit.formats import convert
     from prmkit.tasks.data import data_file
 
-    _say("9. formats: the demo's labels to ProcessBench and TRL; shared data to prmkit records")
+    _say("10. formats: the demo's labels to ProcessBench and TRL; shared data to prmkit records")
     t0 = time.perf_counter()
     result = {}
     jobs = [

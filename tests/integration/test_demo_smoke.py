@@ -27,14 +27,24 @@ def test_demo_runs_every_stage_on_a_tiny_model(tiny_model_dir, tmp_path, monkeyp
     sources = json.loads((out / "label_sources.json").read_text())["sources"]
     assert set(sources) == {"exact", "mc", "synthetic"}
     assert sources["synthetic"]["traces"] == 3  # 1 training problem: its gold + 2 slips
-    for stage in ("1. policy", "5. train", "8. search", "9. formats", "10. report"):
+    for stage in ("1. policy", "5. train", "8. search", "9. serve", "10. formats", "11. report"):
         assert f"== {stage}" in text
     assert "shared data not converted" in text  # no shared data: only the demo's own records
     assert "traces of 1 other problems kept for the threshold" in text
     assert "95% paired bootstrap CI" in text and "significant" in text
     assert "from calibration traces held out of PRM training" in text or "fixed 0.5" in text
     summary = json.loads((out / "demo_summary.json").read_text())
-    assert set(summary["timings_s"]) >= {"generate", "annotate", "train", "score", "search"}
+    serve = summary["serve"]  # a real server process: client, /get_reward, /pooling
+    assert serve["equal"] and serve["traces"] >= 1
+    assert max(serve["client_max_diff"], serve["pooling_max_diff"]) <= 1e-5
+    assert set(summary["timings_s"]) >= {
+        "generate",
+        "annotate",
+        "train",
+        "score",
+        "search",
+        "serve",
+    }
     spec = json.loads((out / "prm" / "prm_spec.json").read_text())
     assert spec["head"] == "probe" and spec["probe_features"] == "logprobs"
     assert set(summary["prm"]["vs_majority"]) == {"prm_min", "weighted_min"}

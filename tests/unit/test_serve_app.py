@@ -11,15 +11,12 @@ import asyncio
 import contextlib
 import json
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 import torch
-import uvicorn
 
 from prmkit.cli import main
 from prmkit.errors import ConfigError
@@ -34,6 +31,7 @@ from prmkit.serve import (
     ServeError,
     VLLMPoolingScorer,
     create_app,
+    serve_in_thread,
 )
 from prmkit.serve.batcher import Batcher
 from prmkit.train.loop import build_prm
@@ -46,27 +44,6 @@ PROMPT = "Tom has 3 apples. He buys 4 more. How many apples does Tom have now?"
 def trace(i: int, n_steps: int, prompt: str = PROMPT) -> Trace:
     steps = [f"Step {k + 1}: {3 + k} + {i} = {3 + k + i}." for k in range(n_steps)]
     return Trace(id=f"t{i}", problem_id=f"p{i}", prompt=f"{prompt} ({i})", steps=steps)
-
-
-@contextlib.contextmanager
-def running(app) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a background thread on 127.0.0.1 and a free port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
 
 
 def error_of(response: httpx.Response, status: int) -> dict:
@@ -128,20 +105,24 @@ CFG = {"max_wait_ms": 40, "max_steps": 8, "max_traces_per_request": 40, "max_bod
 
 @pytest.fixture(scope="module")
 def trl_url(trl_prm) -> Iterator[str]:
-    with running(create_app(PRMScorer(trl_prm), ServeConfig(model_name="trl", **CFG))) as url:
+    with serve_in_thread(
+        create_app(PRMScorer(trl_prm), ServeConfig(model_name="trl", **CFG))
+    ) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def qwen_url(qwen_prm) -> Iterator[str]:
-    with running(create_app(PRMScorer(qwen_prm), ServeConfig(model_name="qwen", **CFG))) as url:
+    with serve_in_thread(
+        create_app(PRMScorer(qwen_prm), ServeConfig(model_name="qwen", **CFG))
+    ) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def shepherd_url(shepherd_prm) -> Iterator[str]:
     cfg = ServeConfig(model_name="shepherd", **CFG)
-    with running(create_app(PRMScorer(shepherd_prm), cfg)) as url:
+    with serve_in_thread(create_app(PRMScorer(shepherd_prm), cfg)) as url:
         yield url
 
 
@@ -155,7 +136,7 @@ def tight_url(trl_prm) -> Iterator[str]:
         max_wait_ms=1000,
         request_timeout_s=0.3,
     )
-    with running(create_app(PRMScorer(trl_prm), cfg)) as url:
+    with serve_in_thread(create_app(PRMScorer(trl_prm), cfg)) as url:
         yield url
 
 
@@ -206,7 +187,7 @@ def test_score_text_is_split_with_the_spec(trl_url, trl_prm):
 def test_implicit_prm_returns_rewards_and_refuses_pooling(implicit_prm):
     traces = [trace(0, 2), trace(1, 3)]
     expected = PRMScorer(implicit_prm).score(traces)
-    with running(create_app(PRMScorer(implicit_prm), ServeConfig(max_wait_ms=5))) as url:
+    with serve_in_thread(create_app(PRMScorer(implicit_prm), ServeConfig(max_wait_ms=5))) as url:
         assert httpx.get(url + "/health").json()["pooling_positive_index"] is None
         body = httpx.post(
             url + "/v1/score",
@@ -406,7 +387,7 @@ def test_bearer_token_on_every_route_but_health(trl_prm, monkeypatch):
     assert ServeConfig().resolved_api_key() == "from-env"
     assert ServeConfig(api_key="given").resolved_api_key() == "given"
     payload = {"prompt": "q", "steps": ["a"]}
-    with running(create_app(PRMScorer(trl_prm), ServeConfig(api_key="s3cret"))) as url:
+    with serve_in_thread(create_app(PRMScorer(trl_prm), ServeConfig(api_key="s3cret"))) as url:
         assert httpx.get(url + "/health").status_code == 200
         for method, path in [("POST", "/v1/score"), ("GET", "/metrics"), ("GET", "/openapi.json")]:
             response = httpx.request(method, url + path, json=payload)
@@ -459,7 +440,7 @@ def test_server_faults_are_500_never_a_score(tiny_model_dir):
 
     prm.model.register_forward_hook(hook)
     payload = {"prompt": "q", "steps": ["a", "b"]}
-    with running(create_app(PRMScorer(prm), ServeConfig(max_wait_ms=1))) as url:
+    with serve_in_thread(create_app(PRMScorer(prm), ServeConfig(max_wait_ms=1))) as url:
         fault["mode"] = "raise"
         error = error_of(httpx.post(url + "/v1/score", json=payload), 500)
         assert error["type"] == "server_error" and "out of memory" in error["message"]

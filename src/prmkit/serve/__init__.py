@@ -31,6 +31,7 @@ from typing import Any
 from prmkit._stages import callable_stage
 from prmkit.serve.config import ServeConfig
 from prmkit.serve.errors import ServeError
+from prmkit.serve.process import serve_in_thread, serve_process
 from prmkit.serve.run import serve
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "VLLMPoolingScorer",
     "create_app",
     "serve",
+    "serve_in_thread",
+    "serve_process",
 ]
 
 _LAZY = {
