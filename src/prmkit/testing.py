@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["build_tiny_lm", "labeled_trace"]
+__all__ = ["build_tiny_lm", "build_tiny_tokcls", "labeled_trace"]
 
 
 def labeled_trace(
@@ -57,3 +57,21 @@ def build_tiny_lm(vocab_size: int, *, seed: int = 0, hidden: int = 64, layers: i
         tie_word_embeddings=True,
     )
     return LlamaForCausalLM(config).eval()
+
+
+def build_tiny_tokcls(vocab_size: int, seed: int = 0) -> Any:
+    """A tiny random-weight Llama 2-label token-classification model (a tokcls PRM backbone)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForTokenClassification
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_labels=2,
+    )
+    return LlamaForTokenClassification(config).eval()

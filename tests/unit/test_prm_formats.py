@@ -13,31 +13,16 @@ from itertools import chain
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import LlamaConfig, LlamaForTokenClassification
 
 from prmkit.errors import ConfigError, DataFormatError, ModelLoadError
 from prmkit.prm import PRMSpec, encode, load_spec, save_spec
 from prmkit.prm.heads import PRM
 from prmkit.records import Trace
 from prmkit.score import PRMScorer
-from prmkit.testing import build_tiny_lm
+from prmkit.testing import build_tiny_lm, build_tiny_tokcls
 
 PROBLEM = "Janet has 3 apples and buys 4 more. How many now?"
 STEPS = ["Step 1: She starts with 3 apples.", "Step 2: 3 + 4 = 7.", "Step 3: The answer is 7."]
-
-
-def tiny_tokcls(vocab_size: int, seed: int = 0) -> LlamaForTokenClassification:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_labels=2,
-    )
-    return LlamaForTokenClassification(config).eval()
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +60,7 @@ def test_trl_format_matches_tokenize_row_and_softmax(tok):
     enc = encode(spec, tok, PROBLEM, STEPS)
     assert enc.input_ids == ref_ids
     assert enc.step_positions == [i for i, lab in enumerate(ref_labels) if lab != -100]
-    model = tiny_tokcls(len(tok))
+    model = build_tiny_tokcls(len(tok))
     with torch.no_grad():
         logits = model(torch.tensor([ref_ids])).logits[0]
     expected = F.softmax(logits, dim=-1)[torch.tensor(ref_labels) != -100][:, 1]
@@ -118,7 +103,7 @@ def test_qwen_prm_format_matches_model_card(qwen_tok):
     input_ids = tok.encode(conversation, return_tensors="pt")
     step_sep_id = tok.encode("<extra_0>")[0]
     token_masks = input_ids == step_sep_id
-    model = tiny_tokcls(len(tok), seed=1)
+    model = build_tiny_tokcls(len(tok), seed=1)
     with torch.no_grad():
         expected = make_step_rewards(model(input_ids=input_ids)[0], token_masks)[0]
 
@@ -227,7 +212,7 @@ def test_encode_truncation_and_errors(tok):
         PRM(
             spec=spec.replace(max_length=full.step_positions[1]),
             tokenizer=tok,
-            model=tiny_tokcls(len(tok)),
+            model=build_tiny_tokcls(len(tok)),
         )
     )
     with pytest.raises(DataFormatError, match="beyond max_length"):

@@ -10,13 +10,13 @@ import sys
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForTokenClassification
 
 from prmkit.errors import ConfigError, DataFormatError
 from prmkit.prm import PRMSpec
 from prmkit.prm.heads import PRM
 from prmkit.rewards.trl import PRMReward, async_prm_reward
 from prmkit.score import PRMScorer, aggregate, text_trace
+from prmkit.testing import build_tiny_tokcls
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -41,23 +41,9 @@ class AsyncNumberScorer(NumberScorer):
         return self.score(traces)
 
 
-def tiny_tokcls(vocab_size: int, seed: int = 0) -> LlamaForTokenClassification:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_labels=2,
-    )
-    return LlamaForTokenClassification(config).eval()
-
-
 @pytest.fixture(scope="module")
 def prm_scorer(smol_tokenizer) -> PRMScorer:
-    prm = PRM(spec=SPEC, tokenizer=smol_tokenizer, model=tiny_tokcls(len(smol_tokenizer)))
+    prm = PRM(spec=SPEC, tokenizer=smol_tokenizer, model=build_tiny_tokcls(len(smol_tokenizer)))
     return PRMScorer(prm)
 
 

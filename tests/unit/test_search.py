@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForTokenClassification
 
 from prmkit.errors import ConfigError
 from prmkit.generate.protocol import Completion, Prefix, SamplingParams, StopAt
@@ -27,7 +26,7 @@ from prmkit.records import Problem, ScoredTrace, Trace
 from prmkit.score import IncrementalPRMScorer, IncrementalScorer, PRMScorer
 from prmkit.search import SearchConfig, SearchResult, check_budget, matched_best_of_n, search
 from prmkit.tasks.arithmetic import generate as arithmetic_problems
-from prmkit.testing import build_tiny_lm
+from prmkit.testing import build_tiny_lm, build_tiny_tokcls
 
 FAVOURED = ["1", "2", "3", "Ġ=", "Ġ+", ".", "Ġ", "ĊĊ", "Ċ"]
 PROMPT = "Tom has 3 apples. He buys 4 more. How many apples does Tom have now?"
@@ -37,20 +36,6 @@ PROMPT = "Tom has 3 apples. He buys 4 more. How many apples does Tom have now?"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def tiny_tokcls(vocab_size: int, seed: int = 0) -> LlamaForTokenClassification:
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_labels=2,
-    )
-    return LlamaForTokenClassification(config).eval()
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +51,7 @@ def policy(smol_tokenizer) -> TransformersGenerator:
 @pytest.fixture(scope="module")
 def trl_prm(smol_tokenizer) -> PRM:
     spec = PRMSpec.from_format("trl", head="tokcls")
-    return PRM(spec=spec, tokenizer=smol_tokenizer, model=tiny_tokcls(len(smol_tokenizer)))
+    return PRM(spec=spec, tokenizer=smol_tokenizer, model=build_tiny_tokcls(len(smol_tokenizer)))
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +59,7 @@ def qwen_prm(smol_tokenizer) -> PRM:
     tok = copy.deepcopy(smol_tokenizer)
     tok.add_special_tokens({"additional_special_tokens": ["<extra_0>"]})
     spec = PRMSpec.from_format("qwen_prm", head="tokcls")
-    return PRM(spec=spec, tokenizer=tok, model=tiny_tokcls(len(tok), seed=1))
+    return PRM(spec=spec, tokenizer=tok, model=build_tiny_tokcls(len(tok), seed=1))
 
 
 @pytest.fixture(scope="module")
