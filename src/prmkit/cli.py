@@ -43,6 +43,7 @@ STAGES: dict[str, tuple[str, str]] = {
     ),
     "search": ("prmkit.search.cli", "PRM-guided search: beam, DVTS, greedy; vs best-of-N"),
     "serve": ("prmkit.serve.cli", "serve a PRM over HTTP (also vLLM /pooling, OpenRLHF)"),
+    "serve-policy": ("prmkit.serve.policy_cli", "serve a policy over OpenAI's completions API"),
 }
 
 

@@ -250,7 +250,7 @@ def run_demo(cfg: DemoConfig) -> dict[str, Any]:
     summary["annotate"] = _annotate(cfg, generator, adapter, train_problems, train_traces, out, lap)
     summary["prm"] = _prm(cfg, out, train_traces, train_problems, eval_traces, adapter, lap)
     summary["search"] = _search(cfg, generator, eval_problems, out, lap)
-    summary["serve"] = _serve(cfg, out, lap)
+    summary["serve"] = _serve(cfg, out, generator, lap)
     summary["formats"] = _formats(cfg, out, lap)
 
     _say("11. report")
@@ -693,8 +693,9 @@ def _search(cfg: DemoConfig, generator, problems, out: Path, lap) -> dict[str, A
     return {"search": s, "best_of_n": b}
 
 
-def _serve(cfg: DemoConfig, out: Path, lap) -> dict[str, Any]:
-    """``prmkit serve`` on loopback: the client, /get_reward and /pooling equal in-process."""
+def _serve(cfg: DemoConfig, out: Path, generator: Any, lap) -> dict[str, Any]:
+    """``prmkit serve`` on loopback: the client, /get_reward and /pooling equal in-process;
+    ``prmkit serve-policy``'s app: OpenAI completions equal the in-process samples."""
     import httpx
 
     from prmkit.io import write_json
@@ -768,11 +769,30 @@ def _serve(cfg: DemoConfig, out: Path, lap) -> dict[str, Any]:
         f"POST /pooling (vLLM's API, VLLMPoolingScorer) with a random tiny PRM in "
         f"Qwen2.5-Math-PRM's format: max |served - in-process| {result['pooling_max_diff']:.1e}"
     )
+    # the policy behind an OpenAI-compatible API (prmkit serve-policy's app, in a thread)
+    from prmkit.generate.protocol import SamplingParams
+    from prmkit.serve.policy_app import create_policy_app
+    from prmkit.serve.policy_config import PolicyServeConfig
+
+    ids = generator.tokenizer(scored[0].prompt, add_special_tokens=False)["input_ids"]
+    app = create_policy_app(generator, PolicyServeConfig(model_name="policy"))
+    body = {"model": "policy", "prompt": ids, "n": 2, "max_tokens": 16, "seed": cfg.seed}
+    body.update(temperature=0.7, ignore_eos=True)
+    with serve_in_thread(app) as url:
+        served = httpx.post(f"{url}/v1/completions", json=body, timeout=120).json()["choices"]
+    local = generator.generate_ids(
+        [ids],
+        2,
+        SamplingParams(temperature=0.7, max_new_tokens=16, seed=cfg.seed, ignore_eos=True),
+    )[0]
+    result["policy_same_samples"] = [c["text"] for c in served] == [g.text for g in local]
+    same = "the same samples as in-process" if result["policy_same_samples"] else "DIFFERENT"
+    print(f"POST /v1/completions (prmkit serve-policy, OpenAI's API), n=2, seed {cfg.seed}: {same}")
     worst = max(
         result["client_max_diff"], result["get_reward_max_diff"], result["pooling_max_diff"]
     )
-    result["equal"] = worst <= 1e-5
-    print("served scores equal in-process scores" if result["equal"] else "MISMATCH (see above)")
+    result["equal"] = worst <= 1e-5 and result["policy_same_samples"]
+    print("served answers equal in-process ones" if result["equal"] else "MISMATCH (see above)")
     write_json(out / "serve_check.json", result)
     lap("serve", t0)
     return result

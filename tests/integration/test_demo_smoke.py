@@ -37,6 +37,7 @@ def test_demo_runs_every_stage_on_a_tiny_model(tiny_model_dir, tmp_path, monkeyp
     serve = summary["serve"]  # a real server process: client, /get_reward, /pooling
     assert serve["equal"] and serve["traces"] >= 1
     assert max(serve["client_max_diff"], serve["pooling_max_diff"]) <= 1e-5
+    assert serve["policy_same_samples"]  # serve-policy's OpenAI API = in-process samples
     assert set(summary["timings_s"]) >= {
         "generate",
         "annotate",

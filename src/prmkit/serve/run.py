@@ -25,7 +25,7 @@ from prmkit.errors import ConfigError
 from prmkit.serve.config import ServeConfig
 from prmkit.serve.errors import ServeError
 
-__all__ = ["listening_line", "load_scorer", "serve"]
+__all__ = ["listening_line", "load_scorer", "run_app", "serve"]
 
 
 def load_scorer(cfg: ServeConfig) -> Any:
@@ -58,10 +58,10 @@ def load_scorer(cfg: ServeConfig) -> Any:
     )
 
 
-def listening_line(host: str, port: int, name: str) -> str:
-    """``prmkit serve: listening on http://HOST:PORT (model NAME)``."""
+def listening_line(host: str, port: int, name: str, command: str = "prmkit serve") -> str:
+    """``prmkit serve: listening on http://HOST:PORT (model NAME)`` (``command`` first)."""
     shown = f"[{host}]" if ":" in host else host
-    return f"prmkit serve: listening on http://{shown}:{port} (model {name})"
+    return f"{command}: listening on http://{shown}:{port} (model {name})"
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -99,14 +99,38 @@ def serve(cfg: ServeConfig, scorer: Any = None) -> None:
 
 
 def _serve_on(sock: socket.socket, cfg: ServeConfig, scorer: Any) -> None:
-    import uvicorn
-
     from prmkit.serve.app import create_app
 
-    app = create_app(scorer, cfg)
-    if cfg.resolved_api_key() is None and cfg.host not in ("127.0.0.1", "localhost", "::1"):
+    run_app(
+        sock,
+        create_app(scorer, cfg),
+        command="prmkit serve",
+        host=cfg.host,
+        api_key=cfg.resolved_api_key(),
+        log_level=cfg.log_level,
+        access_log=cfg.access_log,
+        graceful_shutdown_s=cfg.graceful_shutdown_s,
+    )
+
+
+def run_app(
+    sock: socket.socket,
+    app: Any,
+    *,
+    command: str,
+    host: str,
+    api_key: str | None,
+    log_level: str,
+    access_log: bool,
+    graceful_shutdown_s: float,
+) -> None:
+    """Serve ``app`` (whose ``state.served_name`` names the model) on the bound ``sock`` with
+    uvicorn: print the listening line once started, stop gracefully on SIGTERM/SIGINT."""
+    import uvicorn
+
+    if api_key is None and host not in ("127.0.0.1", "localhost", "::1"):
         print(
-            f"prmkit serve: warning: listening on {cfg.host} without an API key; anyone who "
+            f"{command}: warning: listening on {host} without an API key; anyone who "
             "can reach this port can use the model (set api_key or $PRMKIT_API_KEY)",
             file=sys.stderr,
         )
@@ -114,13 +138,13 @@ def _serve_on(sock: socket.socket, cfg: ServeConfig, scorer: Any) -> None:
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            log_level=cfg.log_level,
-            access_log=cfg.access_log,
-            timeout_graceful_shutdown=cfg.graceful_shutdown_s,
+            log_level=log_level,
+            access_log=access_log,
+            timeout_graceful_shutdown=graceful_shutdown_s,
             lifespan="on",
         )
     )
-    line = listening_line(cfg.host, port, app.state.served_name)
+    line = listening_line(host, port, app.state.served_name, command)
 
     async def main() -> None:
         task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -132,7 +156,7 @@ def _serve_on(sock: socket.socket, cfg: ServeConfig, scorer: Any) -> None:
         if not server.started:
             raise ServeError(
                 "the server did not start",
-                url=f"{cfg.host}:{port}",
+                url=f"{host}:{port}",
                 fix="read the log above (stderr)",
             )
 
