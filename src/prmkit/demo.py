@@ -776,14 +776,14 @@ def _serve(cfg: DemoConfig, out: Path, generator: Any, lap) -> dict[str, Any]:
 
     ids = generator.tokenizer(scored[0].prompt, add_special_tokens=False)["input_ids"]
     app = create_policy_app(generator, PolicyServeConfig(model_name="policy"))
-    body = {"model": "policy", "prompt": ids, "n": 2, "max_tokens": 16, "seed": cfg.seed}
+    body = {"model": "policy", "prompt": ids, "n": 2, "max_tokens": 8, "seed": cfg.seed}
     body.update(temperature=0.7, ignore_eos=True)
     with serve_in_thread(app) as url:
         served = httpx.post(f"{url}/v1/completions", json=body, timeout=120).json()["choices"]
     local = generator.generate_ids(
         [ids],
         2,
-        SamplingParams(temperature=0.7, max_new_tokens=16, seed=cfg.seed, ignore_eos=True),
+        SamplingParams(temperature=0.7, max_new_tokens=8, seed=cfg.seed, ignore_eos=True),
     )[0]
     result["policy_same_samples"] = [c["text"] for c in served] == [g.text for g in local]
     same = "the same samples as in-process" if result["policy_same_samples"] else "DIFFERENT"
