@@ -23,19 +23,15 @@ import asyncio
 import contextlib
 import logging
 import math
-import secrets
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi.responses import Response
 
 from prmkit.errors import PrmkitError
 from prmkit.prm.formats import Encoded
@@ -43,8 +39,13 @@ from prmkit.records import Trace
 from prmkit.score.aggregate import aggregate, aggregate_all
 from prmkit.score.scorer import PRMScorer
 from prmkit.serve.batcher import Batcher, BatchStats, ClientGone, QueueFull, ScoringFailed
-from prmkit.serve.config import API_KEY_ENV, ServeConfig
-from prmkit.serve.errors import ApiError, error_body
+from prmkit.serve.config import ServeConfig
+from prmkit.serve.errors import ApiError
+from prmkit.serve.http import (
+    Guard,
+    check_model_name,
+    install_error_handlers,
+)
 from prmkit.serve.inputs import (
     check_count,
     pooling_encoded,
@@ -76,9 +77,6 @@ __all__ = ["create_app"]
 
 log = logging.getLogger("prmkit.serve")
 
-OPEN_PATHS = frozenset({"/health"})
-"""Paths answered without the bearer token."""
-
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse, "description": text}
     for status, text in (
@@ -94,142 +92,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _error(status: int, message: str, param: str | None = None, **headers: str) -> JSONResponse:
-    return JSONResponse(error_body(status, message, param=param), status, headers=headers or None)
-
-
-class _Guard:
-    """Outer ASGI layer: bearer token, body size (before parsing), request metrics."""
-
-    def __init__(
-        self, app: Any, *, api_key: str | None, max_body_bytes: int, metrics: Metrics
-    ) -> None:
-        self.app = app
-        self.api_key = api_key
-        self.max_body_bytes = max_body_bytes
-        self.metrics = metrics
-        self._paths: set[str] | None = None
-
-    def _label(self, scope: dict[str, Any]) -> str:
-        """The route label of a request: its path when it names a route, else ``other``."""
-        if self._paths is None:
-            app = scope.get("app")
-            routes = getattr(app, "routes", [])
-            self._paths = {getattr(r, "path", "") for r in routes}
-        path = scope.get("path", "")
-        return path if path in self._paths else "other"
-
-    def _unauthorized(self, scope: dict[str, Any]) -> JSONResponse | None:
-        if self.api_key is None or scope.get("path") in OPEN_PATHS:
-            return None
-        header = Headers(scope=scope).get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() == "bearer" and secrets.compare_digest(
-            token.strip().encode(), self.api_key.encode()
-        ):
-            return None
-        what = "wrong API key" if header else "no API key"
-        return _error(
-            401,
-            f"{what}: send the header 'Authorization: Bearer <key>' with the key the server was "
-            f"started with (its api_key, or ${API_KEY_ENV})",
-            **{"WWW-Authenticate": "Bearer"},
-        )
-
-    async def _body(
-        self, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]]
-    ) -> bytes | JSONResponse | None:
-        """The whole body, a 413/400 response, or ``None`` when the client left."""
-        limit = self.max_body_bytes
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                return _error(400, f"malformed Content-Length header {declared!r}")
-            if int(declared) > limit:
-                return _error(
-                    413,
-                    f"the body has {int(declared)} bytes; this server takes at most {limit} "
-                    "(max_body_bytes); split the request",
-                )
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                return _error(
-                    413,
-                    f"the body has more than {limit} bytes (max_body_bytes); split the request",
-                )
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_status(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            refusal = self._unauthorized(scope)
-            if refusal is not None:
-                await refusal(scope, receive, send_status)
-                return
-            if scope["method"] in ("POST", "PUT", "PATCH"):
-                body = await self._body(scope, receive)
-                if body is None:
-                    status = 499
-                    return
-                if isinstance(body, JSONResponse):
-                    await body(scope, receive, send_status)
-                    return
-                receive = _replay(body, receive)
-            await self.app(scope, receive, send_status)
-        finally:
-            label = self._label(scope)
-            self.metrics.requests.labels(label, str(status)).inc()
-            self.metrics.latency.labels(label).observe(time.perf_counter() - start)
-
-
-def _replay(body: bytes, receive: Any) -> Callable[[], Awaitable[dict[str, Any]]]:
-    """A ``receive`` that gives the already-read body once, then the client's own messages."""
-    given = False
-
-    async def replay() -> dict[str, Any]:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
-
-
 async def _client_gone(request: Request) -> None:
     """Completes when the client disconnects (the body has been read by then)."""
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
             return
-
-
-def _param(loc: Sequence[Any]) -> str:
-    """``("body", "traces", 0, "steps")`` -> ``traces[0].steps``."""
-    out = ""
-    for part in loc[1:] if loc and loc[0] == "body" else loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _served_name(scorer: PRMScorer, cfg: ServeConfig) -> str:
@@ -305,7 +173,7 @@ def create_app(scorer: PRMScorer, cfg: ServeConfig | None = None) -> Any:
         lifespan=lifespan,
     )
     app.add_middleware(
-        _Guard,
+        Guard,
         api_key=cfg.resolved_api_key(),
         max_body_bytes=cfg.max_body_bytes,
         metrics=metrics,
@@ -314,53 +182,11 @@ def create_app(scorer: PRMScorer, cfg: ServeConfig | None = None) -> Any:
     app.state.served_name = name
     app.state.metrics = metrics
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.message, exc.param, **exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = list(exc.errors())
-        broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
-        if broken is not None:
-            detail = (broken.get("ctx") or {}).get("error", broken.get("msg", ""))
-            return _error(400, f"malformed JSON in the request body ({detail})")
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        param = _param(first.get("loc", ()))
-        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        message = f"{param + ': ' if param else ''}{first.get('msg', 'invalid value')}{more}"
-        return _error(422, message, param or None)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            message = (
-                f"no route {request.method} {request.url.path}; this server has POST /v1/score, "
-                "POST /pooling, POST /get_reward, GET /health, GET /metrics, GET /v1/models, "
-                "GET /openapi.json, GET /docs"
-            )
-        elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}"
-        else:
-            message = str(exc.detail)
-        return _error(exc.status_code, message, **(exc.headers or {}))
-
-    @app.exception_handler(PrmkitError)
-    async def _prmkit(_request: Request, exc: PrmkitError) -> JSONResponse:
-        return _error(400, str(exc))
-
-    @app.exception_handler(Exception)
-    async def _fault(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s", request.url.path, exc_info=exc)
-        return _error(500, f"internal server error ({type(exc).__name__}); see the server log")
-
-    def check_model(given: str | None) -> None:
-        if given is not None and given != name:
-            raise ApiError(
-                404,
-                f"the model {given!r} is not served here; this server serves {name!r}",
-                param="model",
-            )
+    install_error_handlers(
+        app,
+        "POST /v1/score, POST /pooling, POST /get_reward, GET /health, GET /metrics, "
+        "GET /v1/models, GET /openapi.json, GET /docs",
+    )
 
     def check_batch(n: int, noun: str, param: str) -> None:
         if n == 0:
@@ -427,7 +253,7 @@ def create_app(scorer: PRMScorer, cfg: ServeConfig | None = None) -> Any:
         summary="Score the steps of one trace or a batch (prmkit's own API)",
     )
     async def v1_score(body: ScoreRequest, request: Request) -> ScoreResponse:
-        check_model(body.model)
+        check_model_name(body.model, name)
         items = body.trace_inputs()
         batch = body.traces is not None
         check_batch(len(items), "traces", "traces")
@@ -464,7 +290,7 @@ def create_app(scorer: PRMScorer, cfg: ServeConfig | None = None) -> Any:
         summary="vLLM's pooling API: [p_class0, p_class1] at every step tag",
     )
     async def pooling(body: PoolingRequest, request: Request) -> PoolingResponse:
-        check_model(body.model)
+        check_model_name(body.model, name)
         refusal = pooling_refusal(spec)
         if refusal is not None:
             raise ApiError(400, refusal)

@@ -36,18 +36,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from prmkit.errors import PrmkitError
 from prmkit.generate.chat import STEP_SEPARATOR, separator_ids
 from prmkit.generate.protocol import SamplingParams
 from prmkit.generate.transformers_backend import Generated, TransformersGenerator
-from prmkit.serve.app import _error, _Guard, _param
 from prmkit.serve.errors import ApiError
+from prmkit.serve.http import Guard, check_model_name, install_error_handlers
 from prmkit.serve.metrics import CONTENT_TYPE, Metrics
 from prmkit.serve.policy_config import PolicyServeConfig
 from prmkit.serve.schemas import ErrorResponse, ModelCard, ModelList
@@ -285,54 +282,12 @@ def create_policy_app(
         lifespan=lifespan,
     )
     app.add_middleware(
-        _Guard, api_key=cfg.resolved_api_key(), max_body_bytes=cfg.max_body_bytes, metrics=metrics
+        Guard, api_key=cfg.resolved_api_key(), max_body_bytes=cfg.max_body_bytes, metrics=metrics
     )
     app.state.served_name = name
     app.state.generator = gen
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.message, exc.param, **exc.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = list(exc.errors())
-        broken = next((e for e in errors if e.get("type") == "json_invalid"), None)
-        if broken is not None:
-            detail = (broken.get("ctx") or {}).get("error", broken.get("msg", ""))
-            return _error(400, f"malformed JSON in the request body ({detail})")
-        first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-        param = _param(first.get("loc", ()))
-        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
-        message = f"{param + ': ' if param else ''}{first.get('msg', 'invalid value')}{more}"
-        return _error(422, message, param or None)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 404:
-            message = f"no route {request.method} {request.url.path}; this server has {_ROUTES}"
-        elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}"
-        else:
-            message = str(exc.detail)
-        return _error(exc.status_code, message, **(exc.headers or {}))
-
-    @app.exception_handler(PrmkitError)
-    async def _prmkit(_request: Request, exc: PrmkitError) -> JSONResponse:
-        return _error(400, str(exc))
-
-    @app.exception_handler(Exception)
-    async def _fault(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s", request.url.path, exc_info=exc)
-        return _error(500, f"internal server error ({type(exc).__name__}); see the server log")
-
-    def check_model(given: str | None) -> None:
-        if given is not None and given != name:
-            raise ApiError(
-                404,
-                f"the model {given!r} is not served here; this server serves {name!r}",
-                param="model",
-            )
+    install_error_handlers(app, _ROUTES)
 
     def check_ids(ids: list[int], param: str, n_tokens: int) -> None:
         if not ids:
@@ -377,7 +332,7 @@ def create_policy_app(
         summary="OpenAI's completions API (prompt as text or token ids)",
     )
     async def completions(body: CompletionRequest) -> dict[str, Any]:
-        check_model(body.model)
+        check_model_name(body.model, name)
         n, params, stops = _check_sampling(body, cfg, max_tokens=body.max_tokens, context=context)
         if body.echo:
             raise ApiError(400, "echo is not supported", param="echo")
@@ -440,7 +395,7 @@ def create_policy_app(
         summary="OpenAI's chat completions API (the model's chat template)",
     )
     async def chat_completions(body: ChatRequest) -> dict[str, Any]:
-        check_model(body.model)
+        check_model_name(body.model, name)
         if body.max_tokens is not None and body.max_completion_tokens is not None:
             raise ApiError(
                 400,
