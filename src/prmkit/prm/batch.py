@@ -26,9 +26,16 @@ from typing import Any
 import torch
 
 from prmkit.errors import ConfigError
-from prmkit.prm.formats import Encoded
+from prmkit.prm.formats import Encoded, length_buckets
 
-__all__ = ["ModelBatch", "pack_rows", "packed_batch", "padded_batch", "token_budget_groups"]
+__all__ = [
+    "ModelBatch",
+    "batch_groups",
+    "pack_rows",
+    "packed_batch",
+    "padded_batch",
+    "token_budget_groups",
+]
 
 
 @dataclass(frozen=True)
@@ -261,3 +268,14 @@ def token_budget_groups(
     if current:
         groups.append(current)
     return groups
+
+
+def batch_groups(
+    lengths: Sequence[int], batch_size: int, max_batch_tokens: int | None, packing: bool
+) -> list[list[int]]:
+    """The indices of each forward pass, longest first: at most ``batch_size`` items and
+    ``max_batch_tokens`` tokens, real tokens when packed (:func:`token_budget_groups`), padded
+    ones otherwise (:func:`~prmkit.prm.formats.length_buckets`)."""
+    if packing:
+        return token_budget_groups(lengths, batch_size, max_batch_tokens)
+    return length_buckets(lengths, batch_size, max_batch_tokens)

@@ -28,8 +28,8 @@ import torch
 from torch import nn
 
 from prmkit.errors import ConfigError, ModelLoadError
-from prmkit.prm.batch import ModelBatch, packed_batch, padded_batch
-from prmkit.prm.formats import Encoded, length_buckets, resolve_label_token_ids
+from prmkit.prm.batch import ModelBatch, batch_groups, packed_batch, padded_batch
+from prmkit.prm.formats import Encoded, resolve_label_token_ids
 from prmkit.prm.spec import PRMSpec
 
 __all__ = [
@@ -360,7 +360,7 @@ def batched_probe_inputs(
     probe trains on, and that several probes on one backbone and spec can score from).
     """
     out: list[torch.Tensor] = [torch.empty(0)] * len(encs)
-    buckets = length_buckets([len(e.input_ids) for e in encs], batch_size, max_batch_tokens)
+    buckets = batch_groups([len(e.input_ids) for e in encs], batch_size, max_batch_tokens, packing)
     with torch.inference_mode(), eval_mode(prm.model):
         for group in buckets:
             batch = layout_batch(prm, [encs[i] for i in group], packing=packing)

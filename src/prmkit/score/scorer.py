@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from prmkit.errors import DataFormatError
-from prmkit.prm.batch import token_budget_groups
+from prmkit.prm.batch import batch_groups
 from prmkit.prm.formats import Encoded, encode, length_buckets
 from prmkit.records import LabeledTrace, ScoredTrace, Trace
 from prmkit.score.aggregate import aggregate_all
@@ -152,9 +152,7 @@ class PRMScorer:
     def batches(self, encs: Sequence[Encoded]) -> list[list[int]]:
         """The trace indices of each forward pass, longest first."""
         lengths = [len(e.input_ids) for e in encs]
-        if self.uses_packing():
-            return token_budget_groups(lengths, self.batch_size, self.max_batch_tokens)
-        return length_buckets(lengths, self.batch_size, self.max_batch_tokens)
+        return batch_groups(lengths, self.batch_size, self.max_batch_tokens, self.uses_packing())
 
     def _row_tokens(self) -> int | None:
         if self.row_tokens is not None:

@@ -36,8 +36,7 @@ import torch
 import torch.nn.functional as F
 
 from prmkit.errors import ConfigError
-from prmkit.prm.batch import ModelBatch, packed_batch, padded_batch, token_budget_groups
-from prmkit.prm.formats import length_buckets
+from prmkit.prm.batch import ModelBatch, batch_groups, packed_batch, padded_batch
 from prmkit.prm.heads import PRM, eval_mode, packing_supported, step_outputs
 from prmkit.train.collate import Example
 from prmkit.train.state import latest_checkpoint
@@ -139,10 +138,7 @@ def micro_batches(
     """Length-sorted groups: ``batch_size`` traces at most and, if set, ``max_batch_tokens``
     tokens (real tokens when packed, padded ones otherwise)."""
     lengths = [len(e.enc.input_ids) for e in examples]
-    if packing:
-        groups = token_budget_groups(lengths, batch_size, max_batch_tokens)
-    else:
-        groups = length_buckets(lengths, batch_size, max_batch_tokens)
+    groups = batch_groups(lengths, batch_size, max_batch_tokens, packing)
     return [[examples[i] for i in g] for g in groups]
 
 
