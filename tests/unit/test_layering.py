@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
         "prompts",
         "testing",
         "_stages",
+        "cluster",  # Ray connection and the worker pool, used by annotate and score
     ),
     ("generate",),
     ("policy",),

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from prmkit.annotate.judge import JudgeLabeler
     from prmkit.annotate.rollouts import RolloutEngine
     from prmkit.annotate.store import RolloutStore
+    from prmkit.cluster.pool import WorkerPool
 
 __all__ = ["LabelerBuilder", "policy_name"]
 
@@ -64,6 +65,8 @@ class LabelerBuilder:
         judge: The judge as a :class:`Generator`; default: ``generator`` when ``judge_model``
             and ``judge_adapter`` are unset (the judge is the policy), else ``judge_model``
             loaded with transformers.
+        pool: Started :class:`~prmkit.annotate.distributed.RolloutWorker` actors that draw the
+            rollouts (``--ray``); the policy is then not loaded here.
     """
 
     def __init__(
@@ -74,8 +77,10 @@ class LabelerBuilder:
         store: str | None = None,
         generator: Generator | None = None,
         judge: Generator | None = None,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.cfg = cfg
+        self.pool = pool
         self.problems = problems
         self.store_path = store or cfg.store or ":memory:"
         self._store: RolloutStore | None = None
@@ -111,14 +116,20 @@ class LabelerBuilder:
             self._store.close()
 
     def generator(self, model: str, adapter: str | None) -> Generator:
-        """The in-process model ``model`` (+ ``adapter``) in the policy's dtype and device."""
+        """The model ``model`` (+ ``adapter``): in process in the policy's dtype and device, or
+        the ``backend=openai`` server (the policy only; a judge model is loaded in process)."""
         key = (model, adapter)
         if key not in self._generators:
-            from prmkit.generate.transformers_backend import TransformersGenerator
+            from prmkit.generate.backends import make_generator
 
-            policy = dataclasses.replace(self.cfg.policy, model=model, adapter=adapter)
-            self._generators[key] = TransformersGenerator.from_config(
-                policy, batch_size=self.cfg.gen_batch_size
+            cfg = self.cfg
+            policy = dataclasses.replace(cfg.policy, model=model, adapter=adapter)
+            is_policy = (model, adapter) == (cfg.policy.model, cfg.policy.adapter)
+            self._generators[key] = make_generator(
+                cfg.backend if is_policy else "transformers",
+                policy,
+                base_url=cfg.base_urls[0] if cfg.base_urls else cfg.base_url,
+                batch_size=cfg.gen_batch_size,
             )
         return self._generators[key]
 
@@ -128,8 +139,13 @@ class LabelerBuilder:
             from prmkit.annotate.rollouts import RolloutEngine
 
             cfg = self.cfg
+            drawer = None
+            if self.pool is not None:
+                from prmkit.annotate.distributed import RayDrawer
+
+                drawer = RayDrawer(self.pool, self.checker.stats)
             self.engine = RolloutEngine(
-                self.generator(cfg.policy.model, cfg.policy.adapter),
+                None if drawer else self.generator(cfg.policy.model, cfg.policy.adapter),
                 self.store,
                 self.checker,
                 self.problems,
@@ -137,6 +153,7 @@ class LabelerBuilder:
                 params=cfg.sampling,
                 policy=policy_name(cfg.policy.model, cfg.policy.adapter, cfg.policy.dtype),
                 max_prefixes_per_call=cfg.max_prefixes_per_call,
+                drawer=drawer,
             )
         return self.engine
 

@@ -27,7 +27,7 @@ SHORTCUTS: dict[str, str] = {
     **{
         "--" + f.name.replace("_", "-"): f.name
         for f in dataclasses.fields(AnnotateConfig)
-        if f.name not in ("policy", "sampling")
+        if f.name not in ("policy", "sampling", "ray")
     },
     "--policy": "policy.model",
     "--adapter": "policy.adapter",
@@ -35,6 +35,8 @@ SHORTCUTS: dict[str, str] = {
     "--temperature": "sampling.temperature",
     "--top-p": "sampling.top_p",
     "--max-new-tokens": "sampling.max_new_tokens",
+    "--ray": "ray.address",
+    "--ray-workers": "ray.workers",
 }
 """Every flag of ``prmkit annotate`` and the key it sets: ``--k-min`` sets ``k_min``, ``--policy``
 sets ``policy.model``. Bool keys' flags take no value (``--stop-at-zero``)."""

@@ -25,17 +25,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
+from prmkit.cluster.config import RayConfig
 from prmkit.config import check_ranges, option
 from prmkit.errors import ConfigError
+from prmkit.generate.backends import Backend
 from prmkit.generate.protocol import SamplingParams
 from prmkit.models import PolicyConfig
 
-__all__ = ["METHODS", "AnnotateConfig", "LabelScheme", "Method"]
+__all__ = ["METHODS", "RAY_METHODS", "AnnotateConfig", "LabelScheme", "Method"]
 
 Method = Literal["mc", "binary", "omega", "scan", "judge", "exact", "consensus"]
 """How to label: Monte Carlo, binary search, OmegaPRM, SCAN, judge, exact checker, consensus."""
 
 METHODS: tuple[str, ...] = get_args(Method)
+
+RAY_METHODS: tuple[str, ...] = ("mc", "binary", "omega", "scan")
+"""The methods ``--ray`` spreads: their work is rollouts."""
 
 LabelScheme = Literal["hard", "soft", "rpe", "pav"]
 """The Monte Carlo label schemes (omega: hard or soft)."""
@@ -84,6 +89,23 @@ class AnnotateConfig:
         metadata={
             "help": "the rollouts' sampling; sampling.seed is the job seed every call's seed "
             "derives from"
+        },
+    )
+    backend: Backend = option(
+        "transformers",
+        "the policy in process (transformers), or OpenAI-compatible servers (openai: vLLM, "
+        "SGLang, prmkit serve-policy; policy.model is the served name)",
+    )
+    base_url: str = option(
+        "http://localhost:8000/v1",
+        "backend=openai: the server's API root; with --ray, several comma-separated roots, one "
+        "worker each",
+    )
+    ray: RayConfig = field(
+        default_factory=RayConfig,
+        metadata={
+            "help": "scale out on Ray: ray.address=auto (--ray auto) draws the rollouts on "
+            "worker actors; the store and the labels stay in this process"
         },
     )
     gen_batch_size: int = option(64, "rows the generator decodes together", ge=1)
@@ -152,6 +174,11 @@ class AnnotateConfig:
         self._check_together()
 
     @property
+    def base_urls(self) -> list[str]:
+        """``base_url`` split at commas."""
+        return [u.strip() for u in self.base_url.split(",") if u.strip()]
+
+    @property
     def member_methods(self) -> list[str]:
         """The consensus members, in order."""
         return [m.strip() for m in self.members.split(",") if m.strip()]
@@ -177,6 +204,21 @@ class AnnotateConfig:
                 got="sampling.seed=null",
                 expected="an integer >= 0",
                 fix="set sampling.seed=0 (--seed 0)",
+            )
+        if len(self.base_urls) > 1 and not self.ray.enabled:
+            raise ConfigError(
+                "several servers need Ray workers, one per server",
+                got=f"base_url={self.base_url}",
+                expected="one API root without ray.address, or ray.address set",
+                fix="add --ray auto, or pass one base_url",
+            )
+        if self.ray.enabled and self.method not in (None, *RAY_METHODS):
+            raise ConfigError(
+                "Ray spreads the rollout methods only (judge verdicts, exact checks and "
+                "consensus run in one process)",
+                got=f"method={self.method} ray.address={self.ray.address}",
+                expected=f"one of {', '.join(RAY_METHODS)} with --ray",
+                fix=f"drop --ray for method={self.method}",
             )
         if self.k_min > self.k_max:
             raise ConfigError(

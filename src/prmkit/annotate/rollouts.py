@@ -16,6 +16,12 @@ share a prefix (every trace shares the empty prefix of its problem) share its ro
 share a store: what :meth:`RolloutEngine.rollouts` returns is read back from the store, so when two
 jobs draw the same rollouts, both label from the ones stored first.
 
+Where the calls run: each generator call is a :class:`DrawCall` (seeded, self-contained) that a
+:class:`Drawer` runs, in this process (:class:`LocalDrawer`) or on a Ray worker
+(:class:`~prmkit.annotate.distributed.RayDrawer`); the engine alone writes the store. A call run
+twice (Ray runs calls at least once) returns the same rollouts, and the store keeps one copy. The
+engine may be shared by threads (one labeler per thread).
+
 Example:
     >>> engine = RolloutEngine(generator, store, checker, problems, seed=0)  # doctest: +SKIP
     >>> rollouts = engine.rollouts([(State.of(trace, 2), 8)])[0]  # doctest: +SKIP
@@ -26,17 +32,28 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Protocol
 
-from prmkit.annotate.protocol import AnswerChecker
+from prmkit.annotate.protocol import AnswerCheck, AnswerChecker
 from prmkit.annotate.store import Rollout, RolloutStore, derive_seed
 from prmkit.errors import ConfigError, RecordError
 from prmkit.generate.protocol import Generator, Prefix, SamplingParams
 from prmkit.records import Problem, Trace
 from prmkit.steps import DEFAULT_SEPARATOR, check_segmentation, join_steps
 
-__all__ = ["Drawn", "RolloutEngine", "State", "Usage", "solution_text"]
+__all__ = [
+    "DrawCall",
+    "Drawer",
+    "Drawn",
+    "LocalDrawer",
+    "RolloutEngine",
+    "State",
+    "Usage",
+    "solution_text",
+]
 
 
 @dataclass(frozen=True)
@@ -136,11 +153,92 @@ class Usage:
             self.prompt_tokens += r.prompt_tokens
 
 
+@dataclass(frozen=True)
+class DrawCall:
+    """One generator call, self-contained: ``n`` new rollouts of each state from ``starts``.
+
+    Attributes:
+        states: The states continued.
+        starts: Each state's first missing rollout index.
+        problems: Each state's problem (its answer decides correctness).
+        n: Rollouts per state.
+        params: Sampling settings with the call's derived seed.
+    """
+
+    states: tuple[State, ...]
+    starts: tuple[int, ...]
+    problems: tuple[Problem, ...]
+    n: int
+    params: SamplingParams
+
+    def run(self, generator: Generator, checker: AnswerChecker) -> list[Rollout]:
+        """Sample the continuations, check their answers, return the rollout rows."""
+        prefixes = [Prefix(s.prompt, s.steps) for s in self.states]
+        completions = generator.continue_from(prefixes, self.n, self.params, stop="solution")
+        if len(completions) != len(self.states) or any(len(o) != self.n for o in completions):
+            raise RecordError(
+                "the generator returned the wrong number of completions",
+                got=[len(outs) for outs in completions],
+                expected=f"{len(self.states)} lists of {self.n} completions",
+                fix="fix the Generator's continue_from: one list of n per prefix",
+            )
+        rows: list[Rollout] = []
+        for state, start, problem, outs in zip(
+            self.states, self.starts, self.problems, completions, strict=True
+        ):
+            for j, completion in enumerate(outs):
+                check = checker.check(problem, solution_text(state.steps, completion.text))
+                rows.append(
+                    Rollout(
+                        state=state.key,
+                        idx=start + j,
+                        trace_id=state.trace_id,
+                        prefix_len=len(state.steps),
+                        text=completion.text,
+                        answer=check.answer,
+                        correct=check.correct,
+                        prompt_tokens=completion.prompt_tokens,
+                        completion_tokens=completion.completion_tokens,
+                        finish_reason=completion.finish_reason,
+                        seed=int(self.params.seed or 0),
+                    )
+                )
+        return rows
+
+
+class Drawer(Protocol):
+    """Runs draw calls and answer checks somewhere: this process or a pool of workers."""
+
+    def draw(self, call: DrawCall) -> list[Rollout]:
+        """The call's rollout rows (not stored)."""
+        ...
+
+    def check(self, problem: Problem, solution: str) -> AnswerCheck:
+        """Whether ``solution``'s final answer is right."""
+        ...
+
+
+class LocalDrawer:
+    """The :class:`Drawer` of one process: the generator and checker given."""
+
+    def __init__(self, generator: Generator, checker: AnswerChecker) -> None:
+        self.generator = generator
+        self.checker = checker
+
+    def draw(self, call: DrawCall) -> list[Rollout]:
+        """Run the call here."""
+        return call.run(self.generator, self.checker)
+
+    def check(self, problem: Problem, solution: str) -> AnswerCheck:
+        """Check here."""
+        return self.checker.check(problem, solution)
+
+
 class RolloutEngine:
     """Draws, checks, stores and reuses rollouts.
 
     Args:
-        generator: The policy (any :class:`Generator`).
+        generator: The policy (any :class:`Generator`; ``None`` when ``drawer`` runs the calls).
         store: Where rollouts live.
         checker: Decides whether a rollout's final answer is correct.
         problems: Problems by id (every requested state's ``problem_id`` must be here).
@@ -149,11 +247,12 @@ class RolloutEngine:
         policy: A name for the policy, part of the namespace (e.g. model path + adapter).
         max_prefixes_per_call: Most states sent to the generator in one call.
         namespace: Use this namespace instead of one derived from the settings.
+        drawer: Where the calls run (default: here, with ``generator`` and ``checker``).
     """
 
     def __init__(
         self,
-        generator: Generator,
+        generator: Generator | None,
         store: RolloutStore,
         checker: AnswerChecker,
         problems: Mapping[str, Problem],
@@ -163,7 +262,15 @@ class RolloutEngine:
         policy: str = "",
         max_prefixes_per_call: int = 8,
         namespace: str | None = None,
+        drawer: Drawer | None = None,
     ) -> None:
+        if drawer is None and generator is None:
+            raise ConfigError(
+                "the rollout engine has no policy",
+                got="generator=None, drawer=None",
+                expected="a Generator, or a Drawer that runs the calls",
+                fix="pass generator=...",
+            )
         if max_prefixes_per_call < 1:
             raise ConfigError(
                 "max_prefixes_per_call must be positive",
@@ -172,6 +279,7 @@ class RolloutEngine:
                 fix="e.g. max_prefixes_per_call=8",
             )
         self.generator = generator
+        self.drawer: Drawer = drawer or LocalDrawer(generator, checker)  # type: ignore[arg-type]
         self.store = store
         self.checker = checker
         self.problems = problems
@@ -189,6 +297,7 @@ class RolloutEngine:
         """Rollouts this process drew (not counting ones found in the store)."""
         self.used = Usage()
         """Distinct rollouts returned to labelers in this run, drawn now or reused."""
+        self._lock = threading.Lock()
 
     def _problem(self, state: State) -> Problem:
         problem = self.problems.get(state.problem_id)
@@ -221,48 +330,28 @@ class RolloutEngine:
             for i in range(0, len(items), self.max_prefixes_per_call):
                 self._draw(items[i : i + self.max_prefixes_per_call], n)
         out = [self.store.get(self.namespace, state.key, n) for state, n in requests]
-        for rows in out:
-            self.used.count(rows)
+        with self._lock:
+            for rows in out:
+                self.used.count(rows)
         return out
 
     def _draw(self, items: list[tuple[State, int]], n: int) -> None:
         """One generator call: ``n`` new rollouts for each ``(state, first index)``; one commit."""
         seed = derive_seed(self.seed, *(f"{s.key}:{start}" for s, start in items), n)
-        params = SamplingParams(**{**asdict(self.params), "seed": seed})
-        problems = [self._problem(s) for s, _ in items]  # fail before spending rollouts
-        prefixes = [Prefix(s.prompt, s.steps) for s, _ in items]
-        completions = self.generator.continue_from(prefixes, n, params, stop="solution")
-        rows: list[Rollout] = []
-        if len(completions) != len(items) or any(len(outs) != n for outs in completions):
-            raise RecordError(
-                "the generator returned the wrong number of completions",
-                got=[len(outs) for outs in completions],
-                expected=f"{len(items)} lists of {n} completions",
-                fix="fix the Generator's continue_from: one list of n per prefix",
-            )
-        for (state, start), problem, outs in zip(items, problems, completions, strict=True):
-            for j, completion in enumerate(outs):
-                check = self.checker.check(problem, solution_text(state.steps, completion.text))
-                rows.append(
-                    Rollout(
-                        state=state.key,
-                        idx=start + j,
-                        trace_id=state.trace_id,
-                        prefix_len=len(state.steps),
-                        text=completion.text,
-                        answer=check.answer,
-                        correct=check.correct,
-                        prompt_tokens=completion.prompt_tokens,
-                        completion_tokens=completion.completion_tokens,
-                        finish_reason=completion.finish_reason,
-                        seed=seed,
-                    )
-                )
+        call = DrawCall(
+            states=tuple(s for s, _ in items),
+            starts=tuple(start for _, start in items),
+            problems=tuple(self._problem(s) for s, _ in items),  # fail before spending rollouts
+            n=n,
+            params=SamplingParams(**{**asdict(self.params), "seed": seed}),
+        )
+        rows = self.drawer.draw(call)
         self.store.add(self.namespace, rows)
-        self.used.mark_drawn(rows)
-        self.drawn.calls += 1
-        self.drawn.rollouts += len(rows)
-        self.drawn.policy_tokens += sum(r.completion_tokens for r in rows)
+        with self._lock:
+            self.used.mark_drawn(rows)
+            self.drawn.calls += 1
+            self.drawn.rollouts += len(rows)
+            self.drawn.policy_tokens += sum(r.completion_tokens for r in rows)
 
     def value(self, state: State, k: int) -> tuple[float, list[Rollout]]:
         """Monte Carlo value of ``state``: the fraction of its first ``k`` rollouts correct."""
@@ -272,4 +361,4 @@ class RolloutEngine:
     def check_trace(self, trace: Trace) -> bool:
         """Whether the trace's own final answer is correct (no rollouts)."""
         state = State.of(trace, len(trace.steps))
-        return self.checker.check(self._problem(state), solution_text(trace.steps)).correct
+        return self.drawer.check(self._problem(state), solution_text(trace.steps)).correct

@@ -8,14 +8,21 @@ prints).
 
 Every rollout (and judge verdict) is committed to the rollout store as its generator call
 finishes, so a job run again after a crash reuses what was stored and ends with the same labels.
+
+With ``ray.address`` set (``--ray auto``) the generator calls run on Ray workers
+(:mod:`prmkit.annotate.distributed`) and several chunks are labelled at once by threads of this
+process; the store, the labels and the output stay here, and equal a one-process run's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from prmkit.annotate.build import LabelerBuilder
 from prmkit.annotate.config import METHODS, AnnotateConfig
@@ -27,6 +34,9 @@ from prmkit.io import check_distinct_output
 from prmkit.records import LabeledTrace, Problem, Trace, read_nonempty, read_records, write_records
 from prmkit.steps import check_segmentation
 from prmkit.tasks.answers import VerifyStats
+
+if TYPE_CHECKING:
+    from prmkit.annotate.distributed import WorkerReport
 
 __all__ = ["AnnotateResult", "annotate", "chunk_by_problem"]
 
@@ -55,6 +65,7 @@ class AnnotateResult:
         report: Consensus's agreement report.
         out: Where the records were written (``None``: not written).
         elapsed_s: Seconds spent labelling (models loaded before).
+        workers: Who drew the rollouts on Ray (``None``: this process).
     """
 
     method: str
@@ -73,6 +84,7 @@ class AnnotateResult:
     report: ConsensusReport | None = None
     out: str | None = None
     elapsed_s: float = 0.0
+    workers: WorkerReport | None = None
 
     def _flagged(self, key: str) -> list[LabeledTrace]:
         return [t for t in [*self.records, *self.dropped] if t.meta["annotation"].get(key)]
@@ -136,6 +148,8 @@ class AnnotateResult:
             lines.append(self.report.format())
         if self.unlabeled:
             lines.append(f"judge: {len(self.unlabeled)} traces got no valid vote and were left out")
+        if self.workers is not None:
+            lines.append(self.workers.line())
         return lines
 
 
@@ -270,12 +284,24 @@ def annotate(
     check_distinct_output(store, [cfg.traces, cfg.problems], name="store")
     traces, by_id = _inputs(cfg, traces, problems)
     _check_segmentation(cfg, traces)
-    with LabelerBuilder(cfg, by_id, store=store, generator=generator, judge=judge) as build:
+    if cfg.ray.enabled and (generator is not None or judge is not None):
+        raise ConfigError(
+            "a generator in memory cannot be sent to Ray workers",
+            got=f"generator/judge objects with ray.address={cfg.ray.address}",
+            expected="the policy named by the config (policy.*, backend, base_url)",
+            fix="drop the generator argument, or unset ray.address",
+        )
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if cfg.ray.enabled:
+            from prmkit.annotate.distributed import rollout_pool
+
+            pool = stack.enter_context(rollout_pool(cfg))
+        build = stack.enter_context(
+            LabelerBuilder(cfg, by_id, store=store, generator=generator, judge=judge, pool=pool)
+        )
         labeler = build.labeler()
         started = time.monotonic()
-        main: list[LabeledTrace] = []
-        extra: list[LabeledTrace] = []
-        ids = {t.id for t in traces}
         bar = None
         if not cfg.no_progress:
             from tqdm import tqdm
@@ -283,21 +309,25 @@ def annotate(
             bar = tqdm(
                 total=len(traces), unit="trace", desc=f"annotate {cfg.method}", file=sys.stderr
             )
+        chunks = chunk_by_problem(traces, cfg.batch_traces)
+        if pool is None:
+            done = [_label_chunk(labeler, chunk, build, bar) for chunk in chunks]
+        else:
+            done = _label_concurrently(build, chunks, bar, pool.concurrency)
+        if bar is not None:
+            bar.close()
+        ids = {t.id for t in traces}
+        main: list[LabeledTrace] = []
+        extra: list[LabeledTrace] = []
         unlabeled: list[str] = []
         dropped: list[LabeledTrace] = []
         unsolvable: dict[str, None] = {}
-        for chunk in chunk_by_problem(traces, cfg.batch_traces):
-            for record in labeler.label(chunk):
+        for part in done:
+            for record in part.records:
                 (main if record.id in ids else extra).append(record)
-            unlabeled.extend(getattr(labeler, "unlabeled", []))
-            dropped.extend(getattr(labeler, "dropped", []))
-            unsolvable.update(dict.fromkeys(getattr(labeler, "unsolvable_problems", [])))
-            if bar is not None:
-                bar.update(len(chunk))
-                if build.engine is not None:
-                    bar.set_postfix(drawn=build.engine.drawn.rollouts)
-        if bar is not None:
-            bar.close()
+            unlabeled.extend(part.unlabeled)
+            dropped.extend(part.dropped)
+            unsolvable.update(dict.fromkeys(part.unsolvable))
         order = {t.id: i for i, t in enumerate(traces)}
         main.sort(key=lambda record: order[record.id])
         records = main + extra
@@ -321,4 +351,60 @@ def annotate(
             report=getattr(labeler, "report", None),
             out=cfg.out,
             elapsed_s=time.monotonic() - started,
+            workers=_report(pool),
         )
+
+
+@dataclass
+class _Chunk:
+    """What labelling one chunk gave."""
+
+    records: list[LabeledTrace]
+    unlabeled: list[str]
+    dropped: list[LabeledTrace]
+    unsolvable: list[str]
+
+
+def _label_chunk(labeler: Any, chunk: list[Trace], build: LabelerBuilder, bar: Any) -> _Chunk:
+    records = labeler.label(chunk)
+    part = _Chunk(
+        records,
+        list(getattr(labeler, "unlabeled", [])),
+        list(getattr(labeler, "dropped", [])),
+        list(getattr(labeler, "unsolvable_problems", [])),
+    )
+    if bar is not None:
+        bar.update(len(chunk))
+        if build.engine is not None:
+            bar.set_postfix(drawn=build.engine.drawn.rollouts)
+    return part
+
+
+def _label_concurrently(
+    build: LabelerBuilder, chunks: list[list[Trace]], bar: Any, threads: int
+) -> list[_Chunk]:
+    """Label ``threads`` chunks at a time, a labeler each, one shared engine; chunk order kept.
+
+    Chunks never share a problem, so never a state: each chunk's rollouts and labels are those
+    of a one-process run. On the first error the other chunks stop at their next call (the pool
+    closes) and the error is raised; the rollouts already stored are kept.
+    """
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="prmkit-annotate") as ex:
+        futures = [ex.submit(_label_chunk, build.labeler(), c, build, bar) for c in chunks]
+        finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in finished if f.exception() is not None]
+        if failed:
+            for f in futures:
+                f.cancel()
+            if build.pool is not None:
+                build.pool.closed.set()
+            raise failed[0].exception()  # type: ignore[misc]
+        return [f.result() for f in futures]
+
+
+def _report(pool: Any) -> WorkerReport | None:
+    if pool is None:
+        return None
+    from prmkit.annotate.distributed import WorkerReport
+
+    return WorkerReport.of(pool)

@@ -13,7 +13,8 @@ win, and every job labels from the same rollouts.
 
 The database runs in WAL mode: readers (a progress monitor, a second labeler) never block the
 writer, and a crash never corrupts what was committed. Concurrent writers wait for each other
-(up to :data:`BUSY_TIMEOUT_S` seconds per transaction).
+(up to :data:`BUSY_TIMEOUT_S` seconds per transaction). One store object may be used by several
+threads of a process: its calls take turns on one connection.
 
 Example:
     >>> store = RolloutStore(":memory:")
@@ -32,6 +33,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import astuple, dataclass, fields
 from pathlib import Path
@@ -123,8 +125,11 @@ class RolloutStore:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S)
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=BUSY_TIMEOUT_S, check_same_thread=False
+            )
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
@@ -138,7 +143,8 @@ class RolloutStore:
 
     def close(self) -> None:
         """Close the connection (committed rollouts are already on disk)."""
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def __enter__(self) -> RolloutStore:
         return self
@@ -154,14 +160,16 @@ class RolloutStore:
         """
         text = json.dumps(config, sort_keys=True, default=str)
         name = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-        self._db.execute("INSERT OR IGNORE INTO jobs VALUES (?, ?)", (name, text))
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO jobs VALUES (?, ?)", (name, text))
         return name
 
     def job_config(self, namespace: str) -> dict[str, Any] | None:
         """The config registered under ``namespace`` (``None`` if unknown)."""
-        row = self._db.execute(
-            "SELECT config FROM jobs WHERE namespace = ?", (namespace,)
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT config FROM jobs WHERE namespace = ?", (namespace,)
+            ).fetchone()
         return None if row is None else json.loads(row[0])
 
     def add(self, namespace: str, rollouts: Sequence[Rollout]) -> int:
@@ -171,7 +179,7 @@ class RolloutStore:
         drew it first); read the stored ones back with :meth:`get`.
         """
         try:
-            with self._db:
+            with self._lock, self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 before = self._db.total_changes
                 self._db.executemany(
@@ -193,19 +201,22 @@ class RolloutStore:
 
     def count(self, namespace: str, state: str) -> int:
         """How many rollouts of ``state`` are stored (they are always indices 0..count-1)."""
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM rollouts WHERE namespace = ? AND state = ?", (namespace, state)
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM rollouts WHERE namespace = ? AND state = ?",
+                (namespace, state),
+            ).fetchone()
         return int(row[0])
 
     def get(self, namespace: str, state: str, n: int | None = None) -> list[Rollout]:
         """The first ``n`` rollouts of ``state`` (all if ``n`` is ``None``), by index."""
         limit = -1 if n is None else n
-        rows = self._db.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM rollouts WHERE namespace = ? AND state = ? "
-            "ORDER BY idx LIMIT ?",
-            (namespace, state, limit),
-        ).fetchall()
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM rollouts WHERE namespace = ? AND state = ? "
+                "ORDER BY idx LIMIT ?",
+                (namespace, state, limit),
+            ).fetchall()
         return [_row(r) for r in rows]
 
     def iter_all(self, namespace: str | None = None) -> Iterator[tuple[str, Rollout]]:
@@ -215,15 +226,19 @@ class RolloutStore:
             f"SELECT namespace, {', '.join(_COLUMNS)} FROM rollouts {where} "
             "ORDER BY namespace, state, idx"
         )
-        for row in self._db.execute(query, args):
+        with self._lock:
+            rows = self._db.execute(query, args).fetchall()
+        for row in rows:
             yield row[0], _row(row[1:])
 
     def total(self, namespace: str | None = None) -> tuple[int, int]:
         """``(rollouts, completion tokens)`` stored, in one namespace or all."""
         where, args = ("WHERE namespace = ?", (namespace,)) if namespace else ("", ())
-        row = self._db.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(completion_tokens), 0) FROM rollouts {where}", args
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(completion_tokens), 0) FROM rollouts {where}",
+                args,
+            ).fetchone()
         return int(row[0]), int(row[1])
 
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from prmkit.config import check_ranges, option
 from prmkit.errors import ConfigError
+from prmkit.generate.backends import Backend, make_generator
 from prmkit.generate.protocol import Completion, Generator, Prefix, SamplingParams
 from prmkit.generate.sampling import row_seed
 from prmkit.models.policy_config import PolicyConfig
@@ -46,7 +46,7 @@ class GenerateConfig:
     )
     n: int = option(16, "samples per problem", ge=1)
     limit: int | None = option(None, "use only the first N problems", ge=1)
-    backend: Literal["transformers", "openai"] = option(
+    backend: Backend = option(
         "transformers", "in-process transformers model, or an OpenAI-compatible server"
     )
     policy: PolicyConfig = field(
@@ -146,22 +146,13 @@ def traces_for(
 
 
 def _generator(cfg: GenerateConfig) -> Generator:
-    if cfg.backend == "openai":
-        from prmkit.generate.openai_backend import OpenAIGenerator
-
-        model = cfg.policy.model
-        tokenizer = None
-        if Path(model).expanduser().is_dir() or model == "smollm2":
-            from prmkit.models import load_tokenizer
-
-            tokenizer = load_tokenizer(model)
-        return OpenAIGenerator(
-            cfg.base_url, model, tokenizer=tokenizer, system=cfg.system, chat=cfg.chat
-        )
-    from prmkit.generate.transformers_backend import TransformersGenerator
-
-    return TransformersGenerator.from_config(
-        cfg.policy, batch_size=cfg.batch_size, system=cfg.system, chat=cfg.chat
+    return make_generator(
+        cfg.backend,
+        cfg.policy,
+        base_url=cfg.base_url,
+        batch_size=cfg.batch_size,
+        system=cfg.system,
+        chat=cfg.chat,
     )
 
 

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from prmkit.annotate.rollouts import State, solution_text
+from prmkit.annotate.rollouts import LocalDrawer, State, solution_text
 from prmkit.annotate.store import Rollout, RolloutStore, derive_seed
 from prmkit.errors import DataFormatError, PrmkitError, RecordError
 
@@ -184,7 +184,7 @@ def test_engines_sharing_a_store_return_what_it_holds(make_engine, traces, tmp_p
             first.rollouts([(state, 4)])  # the other job commits while this one samples
             return policy.continue_from(prefixes, n, params, stop)
 
-    second.generator = Racing()
+    second.drawer = LocalDrawer(Racing(), second.checker)
     got = second.rollouts([(state, 4)])[0]
     assert second.drawn.rollouts == 4  # it drew four, but the store kept the first job's
     assert got == first.store.get(first.namespace, state.key)
