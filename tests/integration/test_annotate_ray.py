@@ -33,14 +33,6 @@ N_STEPS = 4  # 3 operations + the answer line: 3 inner prefixes per trace
 K = 2
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    """One local 2-CPU cluster for the module (each annotate call connects to it)."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="WARNING")
-    yield
-    ray.shutdown()
-
-
 def _data():
     problems = [make_problem(17, i, n_steps=N_STEPS - 1) for i in range(N_TRACES)]
     traces = [

@@ -179,7 +179,11 @@ def rollout_pool(cfg: AnnotateConfig) -> Iterator[WorkerPool]:
     Workers: ``ray.workers``, else one per ``base_url`` root (``backend=openai``), else as many
     as the cluster's CPUs (GPUs) hold.
     """
-    with ray_session(str(cfg.ray.address)):
+    with ray_session(str(cfg.ray.address)) as local:
+        if local and cfg.backend == "transformers":  # fail here, before workers print stacks
+            from prmkit.models.loading import resolve_model_path
+
+            resolve_model_path(cfg.policy.model)
         endpoints = len(cfg.base_urls) if cfg.backend == "openai" else 0
         specs = worker_specs(
             cfg.backend,

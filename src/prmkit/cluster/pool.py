@@ -81,13 +81,14 @@ def connect(address: str) -> bool:
 
 
 @contextlib.contextmanager
-def ray_session(address: str) -> Iterator[Any]:
+def ray_session(address: str) -> Iterator[bool]:
     """Connected to ``address`` inside the block (see :func:`connect`); a local cluster started
-    here is shut down at the end. Yields the ``ray`` module."""
+    here is shut down at the end. Yields whether the workers share this machine's files (a
+    local cluster), so paths can be checked here before workers load them."""
     started = connect(address)
     ray = import_ray()
     try:
-        yield ray
+        yield started or address == "local" or len(ray.nodes()) == 1
     finally:
         if started and ray.is_initialized():
             ray.shutdown()

@@ -174,6 +174,17 @@ def _load_hf(
     return model.to(device).eval()
 
 
+def check_checkpoint_dir(path: str | os.PathLike[str]) -> None:
+    """Raise :class:`ModelLoadError` unless ``path`` holds a model's ``config.json``."""
+    if not (Path(path) / "config.json").exists():
+        raise ModelLoadError(
+            "not a checkpoint directory",
+            got=str(path),
+            expected="a directory with config.json and prm_spec.json",
+            fix="pass the output directory of `prmkit train`",
+        )
+
+
 def load_prm(
     directory: str | os.PathLike[str],
     *,
@@ -213,13 +224,7 @@ def load_prm(
     torch_dtype = resolve_dtype(dtype, device)
     path = Path(directory)
     _restore_aside(path.absolute())
-    if not (path / "config.json").exists():
-        raise ModelLoadError(
-            "not a checkpoint directory",
-            got=str(path),
-            expected="a directory with config.json and prm_spec.json",
-            fix="pass the output directory of `prmkit train`",
-        )
+    check_checkpoint_dir(path)
     spec = spec or load_spec(path)
     config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     remote = "auto_map" in config

@@ -11,14 +11,18 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
 
+from prmkit.cluster.config import RayConfig
 from prmkit.config import Dtype, check_ranges, option
 from prmkit.errors import ConfigError
 from prmkit.records import ScoredTrace, Trace
 
-__all__ = ["ScoreConfig", "score"]
+if TYPE_CHECKING:
+    from prmkit.score.distributed import RayScoreResult
+
+__all__ = ["ScoreConfig", "score", "score_with_report"]
 
 
 @dataclass
@@ -49,6 +53,15 @@ class ScoreConfig:
         "a prm_spec.json to use instead of the checkpoint's own (for a plain "
         "local model directory such as a Math-Shepherd or Qwen2.5-Math-PRM copy)",
     )
+    ray: RayConfig = field(
+        default_factory=RayConfig,
+        metadata={
+            "help": "scale out on Ray: ray.address=auto (--ray auto) scores shards on PRM "
+            "replicas; with out set, finished shards are kept in <out>.parts until the output "
+            "is written, so a rerun after a crash resumes"
+        },
+    )
+    shard_traces: int = option(256, "--ray: traces per worker call (one part file each)", ge=1)
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -74,6 +87,13 @@ def score(cfg: ScoreConfig, traces: Sequence[Trace] | None = None) -> list[Score
     Example:
         >>> scored = score(ScoreConfig(prm="runs/prm"), traces)  # doctest: +SKIP
     """
+    return score_with_report(cfg, traces)[0]
+
+
+def score_with_report(
+    cfg: ScoreConfig, traces: Sequence[Trace] | None = None
+) -> tuple[list[ScoredTrace], RayScoreResult | None]:
+    """:func:`score`, plus what the Ray workers did (``None`` without ``ray.address``)."""
     from prmkit.records import read_nonempty, write_records
     from prmkit.score.scorer import PRMScorer
 
@@ -95,6 +115,31 @@ def score(cfg: ScoreConfig, traces: Sequence[Trace] | None = None) -> list[Score
         from prmkit.prm.spec import PRMSpec
 
         spec = PRMSpec.from_dict(read_json(cfg.spec), where=cfg.spec)
+    if cfg.ray.enabled:
+        from prmkit.score.distributed import ScorerSpec, finish_parts, score_on_ray
+
+        result = score_on_ray(
+            list(traces),
+            ScorerSpec(
+                prm=cfg.prm,
+                spec=spec.to_dict() if spec is not None else None,
+                device=cfg.device,
+                dtype=cfg.dtype,
+                attn_implementation=cfg.attn_implementation,
+                trust_remote_code=cfg.trust_remote_code,
+                batch_size=cfg.batch_size,
+                max_batch_tokens=cfg.max_batch_tokens or None,
+                packing=cfg.packing,
+            ),
+            address=str(cfg.ray.address),
+            ray_cfg=cfg.ray,
+            shard_traces=cfg.shard_traces,
+            out=cfg.out,
+        )
+        if cfg.out:
+            write_records(cfg.out, result.records)
+            finish_parts(cfg.out)
+        return result.records, result
     scorer = PRMScorer.from_checkpoint(
         cfg.prm,
         spec=spec,
@@ -109,4 +154,4 @@ def score(cfg: ScoreConfig, traces: Sequence[Trace] | None = None) -> list[Score
     scored = scorer.score_records(traces, prm_name=cfg.prm)
     if cfg.out:
         write_records(cfg.out, scored)
-    return scored
+    return scored, None
