@@ -24,6 +24,7 @@ from prmkit.errors import ConfigError, PrmkitError  # noqa: E402
 from prmkit.generate.protocol import SamplingParams  # noqa: E402
 from prmkit.models import PolicyConfig  # noqa: E402
 from prmkit.records import Trace  # noqa: E402
+from prmkit.serve.process import serve_process  # noqa: E402
 from prmkit.tasks.arithmetic import gold_solution, make_problem  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -42,8 +43,11 @@ def _data():
     return problems, traces
 
 
-def _cfg(model_dir, store, method: str = "mc", ray_address: str | None = None) -> AnnotateConfig:
+def _cfg(
+    model_dir, store, method: str = "mc", ray_address: str | None = None, workers: int = 2, **kw
+) -> AnnotateConfig:
     return AnnotateConfig(
+        **kw,
         method=method,
         k=K,
         label="soft",
@@ -53,7 +57,7 @@ def _cfg(model_dir, store, method: str = "mc", ray_address: str | None = None) -
         max_prefixes_per_call=1,
         batch_traces=2,
         no_progress=True,
-        ray=RayConfig(address=ray_address, workers=2, max_restarts=2, max_task_retries=2),
+        ray=RayConfig(address=ray_address, workers=workers, max_restarts=2, max_task_retries=2),
     )
 
 
@@ -197,3 +201,30 @@ def test_ray_refuses_what_it_cannot_spread(tiny_model_dir):
         AnnotateConfig(method="judge", ray=RayConfig(address="auto"))
     with pytest.raises(ConfigError, match="one per server"):
         AnnotateConfig(method="mc", backend="openai", base_url="http://a/v1,http://b/v1")
+
+
+def test_one_worker_per_policy_server(tmp_path, tiny_model_dir, ray_cluster):
+    """backend=openai with two real ``prmkit serve-policy`` servers: a worker each, and the
+    rollouts of a one-process run against one server."""
+    problems, traces = _data()
+    name = [f"model_name={tiny_model_dir}"]  # the name policy.model sends, as vLLM serves it
+    with (
+        serve_process(str(tiny_model_dir), name, stage="serve-policy", threads=1) as (one_url, _),
+        serve_process(str(tiny_model_dir), name, stage="serve-policy", threads=1) as (two_url, _),
+    ):
+        served = {"backend": "openai", "gen_batch_size": 64}
+        one = annotate(
+            _cfg(tiny_model_dir, tmp_path / "one.sqlite", base_url=f"{one_url}/v1", **served),
+            traces,
+            problems,
+        )
+        both = f"{one_url}/v1,{two_url}/v1"
+        two = annotate(
+            _cfg(tiny_model_dir, tmp_path / "ray.sqlite", "mc", "auto", 0, base_url=both, **served),
+            traces,
+            problems,
+        )
+    assert two.workers is not None and two.workers.workers == 2  # one per server
+    assert two.drawn.rollouts == N_TRACES * (N_STEPS - 1) * K
+    assert _rows(tmp_path / "ray.sqlite") == _rows(tmp_path / "one.sqlite")
+    assert [r.labels for r in two.records] == [r.labels for r in one.records]

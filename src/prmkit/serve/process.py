@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from prmkit.serve.errors import ServeError
 
@@ -33,17 +33,21 @@ def serve_process(
     prm: str,
     keys: Sequence[str] = (),
     *,
+    stage: Literal["serve", "serve-policy"] = "serve",
     threads: int | None = None,
     stderr: Path | None = None,
     start_timeout: float = 180.0,
 ) -> Iterator[tuple[str, subprocess.Popen]]:
     """``prmkit serve --prm PRM port=0 KEYS...`` on 127.0.0.1; yields ``(base URL, process)``.
 
+    ``stage="serve-policy"`` runs ``prmkit serve-policy --model PRM ...`` instead (a policy
+    server; its OpenAI API root is ``URL/v1``).
+
     The server's stdout listening line gives the port. On exit the server gets SIGTERM (it
     finishes in-flight requests) and is waited for.
 
     Args:
-        prm: The checkpoint to serve.
+        prm: The checkpoint to serve (``serve-policy``: the policy model).
         keys: More ``key=value`` settings (:class:`~prmkit.serve.ServeConfig`).
         threads: torch threads of the server (``OMP_NUM_THREADS``); ``None``: inherited.
         stderr: Where the server's log goes (default: discarded).
@@ -55,7 +59,8 @@ def serve_process(
     env = dict(os.environ)
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    cmd = [sys.executable, "-m", "prmkit", "serve", "--prm", prm, "port=0", *keys]
+    flag = "--prm" if stage == "serve" else "--model"
+    cmd = [sys.executable, "-m", "prmkit", stage, flag, prm, "port=0", *keys]
     log = stderr.open("w") if stderr is not None else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=log, text=True)
     try:
