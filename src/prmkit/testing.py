@@ -6,9 +6,30 @@ Example:
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from typing import Any
 
-__all__ = ["build_tiny_lm", "build_tiny_tokcls", "labeled_trace"]
+__all__ = ["build_tiny_lm", "build_tiny_tokcls", "labeled_trace", "store_count", "store_rows"]
+
+
+def store_rows(path: str | os.PathLike[str]) -> list[tuple]:
+    """Every rollout of a store file as comparable rows (all columns but the informative
+    ``trace_id`` and ``prefix_len``), in key order: two stores are equal when these are."""
+    with sqlite3.connect(path) as db:
+        return db.execute(
+            "SELECT namespace, state, idx, text, answer, correct, prompt_tokens, "
+            "completion_tokens, finish_reason, seed FROM rollouts ORDER BY namespace, state, idx"
+        ).fetchall()
+
+
+def store_count(path: str | os.PathLike[str]) -> int:
+    """Rollouts committed to a store file so far (0 before it exists); safe while a job writes."""
+    try:
+        with sqlite3.connect(path, timeout=0.05) as db:
+            return db.execute("SELECT COUNT(*) FROM rollouts").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
 
 
 def labeled_trace(

@@ -9,7 +9,6 @@ equal those of a single-process run in a fresh store.
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 import sys
 
@@ -18,6 +17,7 @@ import pytest
 from prmkit.cli import main
 from prmkit.records import LabeledTrace, Trace, read_records, write_records
 from prmkit.tasks.arithmetic import gold_solution, make_problem
+from prmkit.testing import store_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -59,14 +59,6 @@ def _command(tmp_path, model_dir, out: str, store: str) -> list[str]:
     ]
 
 
-def _rows(path) -> list[tuple]:
-    with sqlite3.connect(path) as db:
-        return db.execute(
-            "SELECT namespace, state, idx, text, answer, correct, completion_tokens, seed "
-            "FROM rollouts ORDER BY namespace, state, idx"
-        ).fetchall()
-
-
 def test_two_jobs_on_one_store(tmp_path, tiny_model_dir):
     problems = [make_problem(13, i, n_steps=N_STEPS - 1) for i in range(N_TRACES)]
     write_records(tmp_path / "problems.jsonl", problems)
@@ -104,11 +96,11 @@ def test_two_jobs_on_one_store(tmp_path, tiny_model_dir):
         ]
         assert [t.meta["annotation"] for t in out] == [t.meta["annotation"] for t in ref_out]
 
-    rows = _rows(tmp_path / "shared.sqlite")
+    rows = store_rows(tmp_path / "shared.sqlite")
     assert len(rows) == TOTAL
     per_state: dict[tuple[str, str], list[int]] = {}
     for namespace, state, idx, *_ in rows:
         per_state.setdefault((namespace, state), []).append(idx)
     for idxs in per_state.values():  # no duplicate and no gap: indices 0..k-1
         assert sorted(idxs) == list(range(K))
-    assert rows == _rows(tmp_path / "ref.sqlite")  # the very same rollouts
+    assert rows == store_rows(tmp_path / "ref.sqlite")  # the very same rollouts

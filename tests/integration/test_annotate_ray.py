@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import threading
 
 import pytest
@@ -20,12 +19,16 @@ ray = pytest.importorskip("ray")
 
 from prmkit.annotate import AnnotateConfig, annotate  # noqa: E402
 from prmkit.cluster import RayConfig  # noqa: E402
-from prmkit.errors import ConfigError, PrmkitError  # noqa: E402
+from prmkit.errors import PrmkitError  # noqa: E402
 from prmkit.generate.protocol import SamplingParams  # noqa: E402
 from prmkit.models import PolicyConfig  # noqa: E402
 from prmkit.records import Trace  # noqa: E402
-from prmkit.serve.process import serve_process  # noqa: E402
+from prmkit.serve.policy_app import create_policy_app  # noqa: E402
+from prmkit.serve.policy_config import PolicyServeConfig  # noqa: E402
+from prmkit.serve.policy_run import load_generator  # noqa: E402
+from prmkit.serve.process import serve_in_thread  # noqa: E402
 from prmkit.tasks.arithmetic import gold_solution, make_problem  # noqa: E402
+from prmkit.testing import store_count, store_rows  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -66,31 +69,15 @@ def one_process(tmp_path_factory, tiny_model_dir):
     """The one-process reference runs: ``{method: (result, store path)}``."""
     problems, traces = _data()
     out = {}
-    for method in ("mc", "binary"):
+    for method in ("mc",):
         store = tmp_path_factory.mktemp("one") / f"{method}.sqlite"
         out[method] = (annotate(_cfg(tiny_model_dir, store, method), traces, problems), store)
     return out
 
 
-def _rows(path) -> list[tuple]:
-    with sqlite3.connect(path) as db:
-        return db.execute(
-            "SELECT namespace, state, idx, text, answer, correct, prompt_tokens, "
-            "completion_tokens, finish_reason, seed FROM rollouts ORDER BY namespace, state, idx"
-        ).fetchall()
-
-
-def _count(path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=0.05) as db:
-            return db.execute("SELECT COUNT(*) FROM rollouts").fetchone()[0]
-    except sqlite3.OperationalError:  # not created yet
-        return 0
-
-
 def _wait_for(store, n: int, stop: threading.Event) -> bool:
     """Until ``n`` rollouts are stored; False if the run ended first."""
-    while _count(store) < n:
+    while store_count(store) < n:
         if stop.wait(0.02):
             return False
     return True
@@ -106,7 +93,7 @@ def _kill_mid_run(store, how: str, killed: dict, stop: threading.Event) -> None:
         if a["name"].startswith("prmkit-rollout-")
     )
     actor = ray.get_actor(names[0])
-    killed["at"] = _count(store)
+    killed["at"] = store_count(store)
     if how == "sigkill":
         pid = ray.get(actor.ready.remote(), timeout=60)
         killed["pid"] = pid
@@ -137,7 +124,7 @@ def test_killed_worker_loses_and_duplicates_nothing(
         killer.join()
 
     assert 0 < killed["at"] < total, killed  # the kill fell mid-run
-    assert _rows(store) == _rows(one_store)  # none lost, none twice, the same samples
+    assert store_rows(store) == store_rows(one_store)  # none lost, none twice, the same samples
     assert [r.labels for r in result.records] == [r.labels for r in one.records]
     assert result.drawn.rollouts == total
     report = result.workers
@@ -145,21 +132,6 @@ def test_killed_worker_loses_and_duplicates_nothing(
     assert report.processes >= 3, report  # the killed worker came back as a new process
     if killed["pid"] is not None:
         assert killed["pid"] in report.pids
-
-
-def test_binary_search_on_ray_equals_one_process(
-    tmp_path, tiny_model_dir, ray_cluster, one_process
-):
-    problems, traces = _data()
-    one, one_store = one_process["binary"]
-    two = annotate(
-        _cfg(tiny_model_dir, tmp_path / "ray.sqlite", "binary", "auto"), traces, problems
-    )
-    assert [(r.labels, r.first_error) for r in two.records] == [
-        (r.labels, r.first_error) for r in one.records
-    ]
-    assert _rows(tmp_path / "ray.sqlite") == _rows(one_store)
-    assert two.workers is not None and two.workers.moved == 0
 
 
 def test_every_worker_gone_stops_with_the_work_kept(
@@ -186,31 +158,25 @@ def test_every_worker_gone_stops_with_the_work_kept(
     finally:
         stop.set()
         killer.join()
-    kept = _count(tmp_path / "ray.sqlite")
+    kept = store_count(tmp_path / "ray.sqlite")
     assert kept >= 4
     # a rerun resumes from the kept rollouts and ends like a one-process run
     again = annotate(_cfg(tiny_model_dir, tmp_path / "ray.sqlite"), traces, problems)
     one, one_store = one_process["mc"]
     assert again.drawn.rollouts == N_TRACES * (N_STEPS - 1) * K - kept
     assert [r.labels for r in again.records] == [r.labels for r in one.records]
-    assert _rows(tmp_path / "ray.sqlite") == _rows(one_store)
-
-
-def test_ray_refuses_what_it_cannot_spread(tiny_model_dir):
-    with pytest.raises(ConfigError, match="rollout methods only"):
-        AnnotateConfig(method="judge", ray=RayConfig(address="auto"))
-    with pytest.raises(ConfigError, match="one per server"):
-        AnnotateConfig(method="mc", backend="openai", base_url="http://a/v1,http://b/v1")
+    assert store_rows(tmp_path / "ray.sqlite") == store_rows(one_store)
 
 
 def test_one_worker_per_policy_server(tmp_path, tiny_model_dir, ray_cluster):
-    """backend=openai with two real ``prmkit serve-policy`` servers: a worker each, and the
-    rollouts of a one-process run against one server."""
+    """backend=openai with two real ``prmkit serve-policy`` servers (HTTP on loopback, served
+    from threads of this process): a worker each, and the rollouts of a one-process run
+    against one server."""
     problems, traces = _data()
-    name = [f"model_name={tiny_model_dir}"]  # the name policy.model sends, as vLLM serves it
+    cfg = PolicyServeConfig(model=str(tiny_model_dir), model_name=str(tiny_model_dir))
     with (
-        serve_process(str(tiny_model_dir), name, stage="serve-policy", threads=1) as (one_url, _),
-        serve_process(str(tiny_model_dir), name, stage="serve-policy", threads=1) as (two_url, _),
+        serve_in_thread(create_policy_app(load_generator(cfg), cfg)) as one_url,
+        serve_in_thread(create_policy_app(load_generator(cfg), cfg)) as two_url,
     ):
         served = {"backend": "openai", "gen_batch_size": 64}
         one = annotate(
@@ -226,5 +192,5 @@ def test_one_worker_per_policy_server(tmp_path, tiny_model_dir, ray_cluster):
         )
     assert two.workers is not None and two.workers.workers == 2  # one per server
     assert two.drawn.rollouts == N_TRACES * (N_STEPS - 1) * K
-    assert _rows(tmp_path / "ray.sqlite") == _rows(tmp_path / "one.sqlite")
+    assert store_rows(tmp_path / "ray.sqlite") == store_rows(tmp_path / "one.sqlite")
     assert [r.labels for r in two.records] == [r.labels for r in one.records]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from prmkit.records import LabeledTrace, Trace, read_records, write_records
 from prmkit.tasks.arithmetic import gold_solution, make_problem
+from prmkit.testing import store_count, store_rows
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -62,23 +62,6 @@ def _command(tmp_path, model_dir, name: str) -> list[str]:
     ]
 
 
-def _rows(path) -> list[tuple]:
-    with sqlite3.connect(path) as db:
-        return db.execute(
-            "SELECT namespace, state, idx, text, answer, correct, prompt_tokens, "
-            "completion_tokens, finish_reason, seed FROM rollouts "
-            "ORDER BY namespace, state, idx"
-        ).fetchall()
-
-
-def _count(path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=0.05) as db:
-            return db.execute("SELECT COUNT(*) FROM rollouts").fetchone()[0]
-    except sqlite3.OperationalError:  # not created yet
-        return 0
-
-
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_model_dir):
     problems = [make_problem(11, i, n_steps=N_STEPS - 1) for i in range(N_TRACES)]
     write_records(tmp_path / "problems.jsonl", problems)
@@ -118,13 +101,13 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_model_dir
     )
     store = tmp_path / "run.sqlite"
     deadline = time.monotonic() + 120
-    while _count(store) < 2 * K and proc.poll() is None and time.monotonic() < deadline:
+    while store_count(store) < 2 * K and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     assert proc.poll() is None, "the run finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    killed_at = _count(store)
+    killed_at = store_count(store)
     assert 2 * K <= killed_at < TOTAL
     assert killed_at % K == 0  # whole generator calls only: one transaction each
     assert not (tmp_path / "run.jsonl").exists()  # the output is written atomically at the end
@@ -139,7 +122,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, tiny_model_dir
     assert resumed.returncode == 0, resumed.stderr
     assert f"drawn this run: {TOTAL - killed_at} rollouts" in resumed.stdout  # nothing redone
 
-    rows, ref_rows = _rows(store), _rows(tmp_path / "ref.sqlite")
+    rows, ref_rows = store_rows(store), store_rows(tmp_path / "ref.sqlite")
     assert len(rows) == TOTAL  # none lost
     assert len({r[:3] for r in rows}) == TOTAL  # none duplicated
     assert rows == ref_rows  # the very same rollouts: texts, tokens, seeds

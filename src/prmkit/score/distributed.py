@@ -21,12 +21,15 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prmkit.cluster.pool import Worker, WorkerPool, ray_session, resolve_workers
 from prmkit.errors import ConfigError
 from prmkit.io import atomic_write
 from prmkit.records import ScoredTrace, Trace, read_records, write_records
+
+if TYPE_CHECKING:
+    from prmkit.score.scorer import PRMScorer
 
 __all__ = ["PARTS_MARKER", "ScoreWorker", "ScorerSpec", "score_on_ray"]
 
@@ -36,7 +39,8 @@ PARTS_MARKER = ".prmkit-score-parts"
 
 @dataclass(frozen=True)
 class ScorerSpec:
-    """What a scoring worker loads (the fields of :meth:`PRMScorer.from_checkpoint`)."""
+    """What a scorer loads (the arguments of :meth:`PRMScorer.from_checkpoint`; a dict spec so
+    that it pickles to Ray workers)."""
 
     prm: str
     spec: dict[str, Any] | None
@@ -48,25 +52,29 @@ class ScorerSpec:
     max_batch_tokens: int | None
     packing: bool | str
 
+    def load(self) -> PRMScorer:
+        """The scorer (loads the checkpoint)."""
+        from prmkit.prm.spec import PRMSpec
+        from prmkit.score.scorer import PRMScorer
+
+        return PRMScorer.from_checkpoint(
+            self.prm,
+            spec=PRMSpec.from_dict(self.spec, where="score spec") if self.spec else None,
+            device=self.device,
+            dtype=self.dtype,
+            trust_remote_code=self.trust_remote_code,
+            attn_implementation=self.attn_implementation,
+            batch_size=self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            packing=self.packing,
+        )
+
 
 class ScoreWorker(Worker):
     """A Ray actor holding one PRM replica."""
 
     def __init__(self, spec: ScorerSpec) -> None:
-        from prmkit.prm.spec import PRMSpec
-        from prmkit.score.scorer import PRMScorer
-
-        self.scorer = PRMScorer.from_checkpoint(
-            spec.prm,
-            spec=PRMSpec.from_dict(spec.spec, where="score spec") if spec.spec else None,
-            device=spec.device,
-            dtype=spec.dtype,
-            trust_remote_code=spec.trust_remote_code,
-            attn_implementation=spec.attn_implementation,
-            batch_size=spec.batch_size,
-            max_batch_tokens=spec.max_batch_tokens,
-            packing=spec.packing,
-        )
+        self.scorer = spec.load()
 
     def score(self, traces: list[Trace], prm_name: str) -> tuple[int, list[ScoredTrace]]:
         """``(pid, scored records)`` of one shard."""

@@ -94,8 +94,10 @@ def score_with_report(
     cfg: ScoreConfig, traces: Sequence[Trace] | None = None
 ) -> tuple[list[ScoredTrace], RayScoreResult | None]:
     """:func:`score`, plus what the Ray workers did (``None`` without ``ray.address``)."""
+    from prmkit.io import read_json
+    from prmkit.prm.spec import PRMSpec
     from prmkit.records import read_nonempty, write_records
-    from prmkit.score.scorer import PRMScorer
+    from prmkit.score.distributed import ScorerSpec
 
     for key, given in (("prm", cfg.prm), ("traces", traces is not None or cfg.traces)):
         if not given:
@@ -109,28 +111,25 @@ def score_with_report(
             noun="traces",
             fix="pass the output of prmkit generate (did an earlier stage write nothing?)",
         )
-    spec = None
-    if cfg.spec:
-        from prmkit.io import read_json
-        from prmkit.prm.spec import PRMSpec
-
-        spec = PRMSpec.from_dict(read_json(cfg.spec), where=cfg.spec)
+    scorer_spec = ScorerSpec(
+        prm=cfg.prm,
+        spec=read_json(cfg.spec) if cfg.spec else None,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        attn_implementation=cfg.attn_implementation,
+        trust_remote_code=cfg.trust_remote_code,
+        batch_size=cfg.batch_size,
+        max_batch_tokens=cfg.max_batch_tokens or None,
+        packing=cfg.packing,
+    )
+    if cfg.spec:  # a bad spec file fails here, before any model or worker loads
+        PRMSpec.from_dict(scorer_spec.spec, where=cfg.spec)  # type: ignore[arg-type]
     if cfg.ray.enabled:
-        from prmkit.score.distributed import ScorerSpec, finish_parts, score_on_ray
+        from prmkit.score.distributed import finish_parts, score_on_ray
 
         result = score_on_ray(
             list(traces),
-            ScorerSpec(
-                prm=cfg.prm,
-                spec=spec.to_dict() if spec is not None else None,
-                device=cfg.device,
-                dtype=cfg.dtype,
-                attn_implementation=cfg.attn_implementation,
-                trust_remote_code=cfg.trust_remote_code,
-                batch_size=cfg.batch_size,
-                max_batch_tokens=cfg.max_batch_tokens or None,
-                packing=cfg.packing,
-            ),
+            scorer_spec,
             address=str(cfg.ray.address),
             ray_cfg=cfg.ray,
             shard_traces=cfg.shard_traces,
@@ -140,17 +139,7 @@ def score_with_report(
             write_records(cfg.out, result.records)
             finish_parts(cfg.out)
         return result.records, result
-    scorer = PRMScorer.from_checkpoint(
-        cfg.prm,
-        spec=spec,
-        device=cfg.device,
-        dtype=cfg.dtype,
-        trust_remote_code=cfg.trust_remote_code,
-        attn_implementation=cfg.attn_implementation,
-        batch_size=cfg.batch_size,
-        max_batch_tokens=cfg.max_batch_tokens or None,
-        packing=cfg.packing,
-    )
+    scorer = scorer_spec.load()
     scored = scorer.score_records(traces, prm_name=cfg.prm)
     if cfg.out:
         write_records(cfg.out, scored)
