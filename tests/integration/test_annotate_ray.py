@@ -19,7 +19,7 @@ ray = pytest.importorskip("ray")
 
 from prmkit.annotate import AnnotateConfig, annotate  # noqa: E402
 from prmkit.cluster import RayConfig  # noqa: E402
-from prmkit.errors import PrmkitError  # noqa: E402
+from prmkit.errors import ConfigError, PrmkitError  # noqa: E402
 from prmkit.generate.protocol import SamplingParams  # noqa: E402
 from prmkit.models import PolicyConfig  # noqa: E402
 from prmkit.records import Trace  # noqa: E402
@@ -194,3 +194,11 @@ def test_one_worker_per_policy_server(tmp_path, tiny_model_dir, ray_cluster):
     assert two.drawn.rollouts == N_TRACES * (N_STEPS - 1) * K
     assert store_rows(tmp_path / "ray.sqlite") == store_rows(tmp_path / "one.sqlite")
     assert [r.labels for r in two.records] == [r.labels for r in one.records]
+
+
+def test_a_worker_no_node_can_hold_is_refused_at_once(tmp_path, tiny_model_dir, ray_cluster):
+    problems, traces = _data()
+    cfg = _cfg(tiny_model_dir, tmp_path / "ray.sqlite", ray_address="auto")
+    cfg.ray.gpus_per_worker = 1  # the test cluster has no GPU
+    with pytest.raises(ConfigError, match="more GPUs than the whole cluster has"):
+        annotate(cfg, traces, problems)

@@ -44,6 +44,12 @@ class RayConfig:
         ge=-1,
     )
     in_flight: int = option(2, "calls queued per worker, so none waits between calls", ge=1)
+    start_timeout_s: float = option(
+        600.0,
+        "seconds to wait for every worker to load (a busy cluster queues them); past it the run "
+        "stops with what the cluster has",
+        gt=0,
+    )
 
     def __post_init__(self) -> None:
         check_ranges(self)

@@ -182,6 +182,7 @@ class WorkerPool:
                 expected="at least 1 worker",
                 fix="set ray.workers=N, or give the cluster resources (ray.cpus_per_worker)",
             )
+        self._check_resources(ray)
         remote = ray.remote(self.cls)
         self._actors = [
             remote.options(
@@ -195,10 +196,39 @@ class WorkerPool:
         ]
         self._alive = list(range(self.workers))
         try:
-            ray.get([a.ready.remote() for a in self._actors])
+            ray.get([a.ready.remote() for a in self._actors], timeout=self.cfg.start_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            self.close()
+            raise PrmkitError(
+                f"the {self.name} workers did not all start within {self.cfg.start_timeout_s} s",
+                got=f"{self.workers} workers of {self._need()}; the cluster has {self._have(ray)}",
+                expected="room for every worker (or a cluster that autoscales to it)",
+                fix="start fewer workers (ray.workers), ask less per worker, add nodes, or "
+                "raise ray.start_timeout_s",
+            ) from None
         except ray.exceptions.RayError as exc:
             self.close()
             raise self._error(exc, "a Ray worker failed to start") from None
+
+    def _need(self) -> str:
+        return f"{self.cfg.cpus_per_worker:g} CPU, {self.cfg.gpus_per_worker:g} GPU each"
+
+    @staticmethod
+    def _have(ray: Any) -> str:
+        total = ray.cluster_resources()
+        return f"{total.get('CPU', 0):g} CPU, {total.get('GPU', 0):g} GPU"
+
+    def _check_resources(self, ray: Any) -> None:
+        """Refuse a worker no node of the cluster could ever hold (it would wait forever)."""
+        total = ray.cluster_resources()
+        for key, want in (("CPU", self.cfg.cpus_per_worker), ("GPU", self.cfg.gpus_per_worker)):
+            if want > total.get(key, 0):
+                raise ConfigError(
+                    f"one {self.name} worker asks for more {key}s than the whole cluster has",
+                    got=f"{want:g} {key} per worker; the cluster has {self._have(ray)}",
+                    expected=f"ray.{key.lower()}s_per_worker <= {total.get(key, 0):g}",
+                    fix=f"lower ray.{key.lower()}s_per_worker, or join nodes with {key}s",
+                )
 
     def close(self) -> None:
         """Stop the actors."""
