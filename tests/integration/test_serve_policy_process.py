@@ -8,17 +8,8 @@ The policy is a tiny random Llama over SmolLM2's tokenizer saved as a local dire
 
 from __future__ import annotations
 
-import contextlib
-import os
-import queue
-import re
-import signal
 import subprocess
 import sys
-import threading
-import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,42 +19,9 @@ from prmkit.generate.protocol import Prefix, SamplingParams
 
 pytestmark = pytest.mark.integration
 
-LINE = re.compile(
-    r"^prmkit serve-policy: listening on (http://127\.0\.0\.1:(\d+)) \(model (\S+)\)$"
-)
 
-
-@contextlib.contextmanager
-def serving(model: Path, tmp_path: Path, *args: str) -> Iterator[tuple[str, subprocess.Popen]]:
-    """``python -m prmkit serve-policy --model MODEL port=0 ARGS``; yields (url, process)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PRMKIT_API_KEY": ""}
-    stderr = (tmp_path / f"serve-policy-{time.monotonic_ns()}.err").open("w")
-    cmd = [sys.executable, "-m", "prmkit", "serve-policy", "--model", str(model), "port=0", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, text=True, env=env)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
-    try:
-        try:
-            first = lines.get(timeout=180).rstrip("\n")
-        except queue.Empty:
-            pytest.fail(f"no listening line; stderr: {Path(stderr.name).read_text()[-2000:]}")
-        match = LINE.match(first)
-        assert match, first
-        yield match.group(1), proc
-        assert lines.empty(), "the server printed more than the listening line on stdout"
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        stderr.close()
-
-
-def test_openai_backend_against_serve_policy(tiny_model_dir, smol_tokenizer, tmp_path):
-    with serving(tiny_model_dir, tmp_path, "model_name=tiny", "max_n=8") as (url, proc):
+def test_openai_backend_against_serve_policy(tiny_model_dir, smol_tokenizer, serving):
+    with serving("serve-policy", tiny_model_dir, "model_name=tiny", "max_n=8") as (url, proc):
         assert httpx.get(url + "/health").json() == {"status": "ok", "model": "tiny"}
         assert httpx.get(url + "/v1/models").json()["data"][0]["id"] == "tiny"
 

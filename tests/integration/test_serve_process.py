@@ -6,17 +6,12 @@ The PRM is a tiny random tokcls model saved with :func:`prmkit.prm.checkpoint.sa
 
 from __future__ import annotations
 
-import contextlib
-import os
-import queue
-import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +27,6 @@ from prmkit.train.loop import build_prm
 
 pytestmark = pytest.mark.integration
 
-_SCRIPT = Path(sys.executable).with_name("prmkit")  # the console script of this venv
-PRMKIT = (
-    [str(_SCRIPT)]
-    if _SCRIPT.exists()
-    else [sys.executable, "-c", "import sys; from prmkit.cli import main; sys.exit(main())"]
-)
-LINE = re.compile(r"^prmkit serve: listening on (http://127\.0\.0\.1:(\d+)) \(model (\S+)\)$")
 TRACES = [
     Trace(
         id=f"t{i}",
@@ -67,45 +55,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def serving(ckpt: Path, tmp_path: Path, *args: str, port: int = 0) -> Iterator[tuple[str, Any]]:
-    """``prmkit serve --prm CKPT --port PORT ARGS``; yields (url, process)."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PRMKIT_API_KEY": ""}
-    stderr = (tmp_path / f"serve-{time.monotonic_ns()}.err").open("w")
-    proc = subprocess.Popen(
-        [*PRMKIT, "serve", "--prm", str(ckpt), "--port", str(port), *args],
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        text=True,
-        env=env,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True).start()
-    try:
-        try:
-            first = lines.get(timeout=120).rstrip("\n")
-        except queue.Empty:
-            pytest.fail(f"no listening line; stderr: {Path(stderr.name).read_text()[-2000:]}")
-        match = LINE.match(first)
-        assert match, first
-        if port:
-            assert int(match.group(2)) == port
-        proc.stderr_path = stderr.name  # type: ignore[attr-defined]
-        yield match.group(1), proc
-        assert lines.empty(), "the server printed more than the listening line on stdout"
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        stderr.close()
-
-
-def test_served_scores_equal_in_process_and_4xx_is_not_retried(ckpt, expected, tmp_path):
-    with serving(ckpt, tmp_path, "max_wait_ms=5", "max_steps=2") as (url, proc):
+def test_served_scores_equal_in_process_and_4xx_is_not_retried(ckpt, expected, serving):
+    with serving("serve", ckpt, "max_wait_ms=5", "max_steps=2") as (url, proc):
         assert httpx.get(url + "/health").json()["model"] == "prm"
         with HTTPScorer(url, batch_size=3) as client:  # 2 requests
             got = client.score(TRACES[:2] + TRACES[3:])  # at most 2 steps each
@@ -122,7 +73,7 @@ def test_served_scores_equal_in_process_and_4xx_is_not_retried(ckpt, expected, t
     assert proc.returncode == 0
 
 
-def test_client_started_before_the_server_retries_until_it_is_up(ckpt, expected, tmp_path):
+def test_client_started_before_the_server_retries_until_it_is_up(ckpt, expected, serving):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     result: dict[str, Any] = {}
@@ -138,7 +89,7 @@ def test_client_started_before_the_server_retries_until_it_is_up(ckpt, expected,
     thread.start()
     time.sleep(0.5)  # the client is already failing to connect
     assert client.attempts >= 2
-    with serving(ckpt, tmp_path, port=port):
+    with serving("serve", ckpt, port=port):
         thread.join(120)
     client.close()
     assert "error" not in result, result.get("error")
@@ -146,9 +97,9 @@ def test_client_started_before_the_server_retries_until_it_is_up(ckpt, expected,
         assert g == pytest.approx(w, abs=1e-6)
 
 
-def test_sigterm_lets_the_in_flight_request_finish_then_exits_0(ckpt, expected, tmp_path):
+def test_sigterm_lets_the_in_flight_request_finish_then_exits_0(ckpt, expected, serving):
     # a lone trace waits 2 s for a batch: SIGTERM arrives while it is in flight
-    with serving(ckpt, tmp_path, "max_wait_ms=2000") as (url, proc):
+    with serving("serve", ckpt, "max_wait_ms=2000") as (url, proc):
         answer: dict[str, Any] = {}
         thread = threading.Thread(
             target=lambda: answer.update(
@@ -182,7 +133,7 @@ def test_a_taken_port_fails_before_the_model_loads(ckpt, tmp_path):
         taken.listen(1)
         port = taken.getsockname()[1]
         done = subprocess.run(
-            [*PRMKIT, "serve", "--prm", str(ckpt), "--port", str(port)],
+            [sys.executable, "-m", "prmkit", "serve", "--prm", str(ckpt), "--port", str(port)],
             capture_output=True,
             text=True,
             timeout=120,
