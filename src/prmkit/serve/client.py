@@ -31,7 +31,7 @@ import math
 import random
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -212,7 +212,58 @@ def _read_scores(data: Any, traces: Sequence[Trace], url: str) -> tuple[list[lis
     return out, int(usage.get("prompt_tokens", 0))
 
 
-class HTTPScorer:
+_C = TypeVar("_C", bound="_SyncClient")
+
+
+class _SyncClient:
+    """What the synchronous clients share: the server root, the retry policy, one connection
+    pool and the count of HTTP attempts made."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None,
+        timeout: float,
+        retries: int,
+        backoff: float,
+        max_backoff: float,
+        batch_size: int,
+    ) -> None:
+        _check_batch_size(batch_size)
+        self.base_url = base_url.rstrip("/")
+        self.policy = _Policy(retries, backoff, max_backoff)
+        self.batch_size = batch_size
+        self.attempts = 0
+        self._client = httpx.Client(timeout=timeout, headers=_headers(api_key))
+
+    def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        url = self.base_url + path
+        attempt = 0
+        while True:
+            attempt += 1
+            self.attempts += 1
+            try:
+                outcome: httpx.Response | Exception = self._client.post(url, json=payload)
+            except httpx.HTTPError as exc:
+                outcome = exc
+            data, delay = self.policy.judge(url, attempt, outcome)
+            if data is not _RETRY:
+                return data
+            time.sleep(delay)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._client.close()
+
+    def __enter__(self: _C) -> _C:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class HTTPScorer(_SyncClient):
     """A prmkit server as a :class:`~prmkit.score.Scorer` (and an ``IncrementalScorer``).
 
     Args:
@@ -240,29 +291,17 @@ class HTTPScorer:
         model: str | None = None,
         name: str | None = None,
     ) -> None:
-        _check_batch_size(batch_size)
-        self.base_url = base_url.rstrip("/")
-        self.policy = _Policy(retries, backoff, max_backoff)
-        self.batch_size = batch_size
+        super().__init__(
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            batch_size=batch_size,
+        )
         self.model = model
         self.name = name if name is not None else self.base_url
-        self.attempts = 0
-        self._client = httpx.Client(timeout=timeout, headers=_headers(api_key))
-
-    def _post(self, path: str, payload: dict[str, Any]) -> Any:
-        url = self.base_url + path
-        attempt = 0
-        while True:
-            attempt += 1
-            self.attempts += 1
-            try:
-                outcome: httpx.Response | Exception = self._client.post(url, json=payload)
-            except httpx.HTTPError as exc:
-                outcome = exc
-            data, delay = self.policy.judge(url, attempt, outcome)
-            if data is not _RETRY:
-                return data
-            time.sleep(delay)
 
     def _score(self, traces: Sequence[Trace]) -> tuple[list[list[float]], int, int]:
         out: list[list[float]] = []
@@ -316,16 +355,6 @@ class HTTPScorer:
             prm_steps_scored=sum(len(t.steps) for t in traces),
         )
         return out, cost
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._client.close()
-
-    def __enter__(self) -> HTTPScorer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class AsyncHTTPScorer:
@@ -397,7 +426,7 @@ class AsyncHTTPScorer:
         await self.aclose()
 
 
-class VLLMPoolingScorer:
+class VLLMPoolingScorer(_SyncClient):
     """A vLLM PRM server's ``/pooling`` (or prmkit's) as a :class:`~prmkit.score.Scorer`.
 
     Each trace is rendered with :func:`prmkit.prm.formats.render` (the text the PRM was trained
@@ -452,35 +481,25 @@ class VLLMPoolingScorer:
                 expected="0 or 1 (or None for the spec's)",
                 fix="pass the column of P(step correct) in the server's rows",
             )
-        _check_batch_size(batch_size)
+        super().__init__(
+            base_url,
+            api_key=api_key,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            batch_size=batch_size,
+        )
         self.spec = spec
         self.tokenizer = tokenizer
         self.model = model
         self.positive_index = (
             positive_index if positive_index is not None else pooling_positive_index(spec)
         )
-        self.base_url = base_url.rstrip("/")
-        self.policy = _Policy(retries, backoff, max_backoff)
-        self.batch_size = batch_size
-        self._client = httpx.Client(timeout=timeout, headers=_headers(api_key))
 
     def texts(self, traces: Sequence[Trace]) -> list[str]:
         """The rendered input text of each trace (what ``/pooling`` receives)."""
         return [render(self.spec, self.tokenizer, t.prompt, t.steps)[0] for t in traces]
-
-    def _post(self, payload: dict[str, Any]) -> Any:
-        url = self.base_url + "/pooling"
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                outcome: httpx.Response | Exception = self._client.post(url, json=payload)
-            except httpx.HTTPError as exc:
-                outcome = exc
-            data, delay = self.policy.judge(url, attempt, outcome)
-            if data is not _RETRY:
-                return data
-            time.sleep(delay)
 
     def score(self, traces: Sequence[Trace]) -> list[list[float]]:
         """Step scores, one list per trace, in input order.
@@ -499,7 +518,7 @@ class VLLMPoolingScorer:
                 "encoding_format": "float",
                 "add_special_tokens": self.spec.add_special_tokens,
             }
-            data = self._post(payload)
+            data = self._post("/pooling", payload)
             items = data.get("data") if isinstance(data, dict) else None
             if not isinstance(items, list) or len(items) != len(chunk):
                 raise _unexpected(url, f"expected {len(chunk)} pooling results")
@@ -525,13 +544,3 @@ class VLLMPoolingScorer:
                     scores.append(float(value))
                 out.append(scores)
         return out
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._client.close()
-
-    def __enter__(self) -> VLLMPoolingScorer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
