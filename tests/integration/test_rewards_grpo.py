@@ -10,13 +10,12 @@ import math
 
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForTokenClassification
 
 from prmkit.prm import PRMSpec
 from prmkit.prm.heads import PRM
 from prmkit.rewards.trl import PRMReward
 from prmkit.score import PRMScorer, aggregate, text_trace
-from prmkit.testing import build_tiny_lm
+from prmkit.testing import build_tiny_lm, build_tiny_tokcls
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -48,18 +47,8 @@ def test_grpo_trains_with_the_prm_reward(smol_tokenizer, tmp_path):
     bias[tok.convert_tokens_to_ids(FAVOURED)] = 9.0
     policy.lm_head.register_forward_hook(lambda _m, _i, out: out + bias)
 
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        num_labels=2,
-    )
     spec = PRMSpec.from_format("trl", head="tokcls", segmentation="single_newline")
-    scorer = PRMScorer(PRM(spec=spec, tokenizer=tok, model=LlamaForTokenClassification(config)))
+    scorer = PRMScorer(PRM(spec=spec, tokenizer=tok, model=build_tiny_tokcls(len(tok), seed=0)))
     reward = Recorder(PRMReward(scorer, prompt_key="question"))
 
     questions = ["2+3?", "1+2?", "3+3?", "2+2?"]
