@@ -21,12 +21,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from prmkit.errors import ConfigError, DataFormatError
-from prmkit.prm.spec import AGGREGATIONS, PRMSpec
+from prmkit.prm.spec import PRMSpec
 from prmkit.records import Trace
 from prmkit.steps import Segmentation, split
 
 __all__ = [
-    "check_aggregation",
+    "check_ascore",
     "check_step_scores",
     "conversation_prompt",
     "conversation_response",
@@ -34,6 +34,21 @@ __all__ = [
     "resolve_spec",
     "response_trace",
 ]
+
+
+def check_ascore(scorer: Any, fix: str) -> None:
+    """Refuse a scorer without ``async ascore(traces)`` (the async adapters need one).
+
+    Raises:
+        ConfigError: naming the scorer's type and ``fix`` (the synchronous adapter to use).
+    """
+    if not callable(getattr(scorer, "ascore", None)):
+        raise ConfigError(
+            "the scorer has no async ascore(traces)",
+            got=type(scorer).__name__,
+            expected="a scorer with async ascore(traces) -> list[list[float]]",
+            fix=fix,
+        )
 
 
 def resolve_spec(scorer: Any, spec: PRMSpec | None) -> PRMSpec:
@@ -57,22 +72,6 @@ def resolve_spec(scorer: Any, spec: PRMSpec | None) -> PRMSpec:
             fix="pass spec=load_spec(checkpoint_dir), or a PRMScorer",
         )
     return spec
-
-
-def check_aggregation(how: str) -> str:
-    """``how`` if it names an aggregation (:data:`~prmkit.prm.spec.AGGREGATIONS`).
-
-    Raises:
-        ConfigError: an unknown aggregation.
-    """
-    if how not in AGGREGATIONS:
-        raise ConfigError(
-            "unknown aggregation",
-            got=how,
-            expected=f"one of {list(AGGREGATIONS)}",
-            fix="pick a listed aggregation",
-        )
-    return how
 
 
 def message_text(content: Any, where: str) -> str:

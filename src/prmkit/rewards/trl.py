@@ -29,14 +29,14 @@ from prmkit.errors import ConfigError, DataFormatError
 from prmkit.prm.spec import PRMSpec
 from prmkit.records import Trace
 from prmkit.rewards.common import (
-    check_aggregation,
+    check_ascore,
     check_step_scores,
     conversation_prompt,
     conversation_response,
     resolve_spec,
     response_trace,
 )
-from prmkit.score.aggregate import aggregate
+from prmkit.score.aggregate import aggregate, check_aggregation
 
 __all__ = ["PRMReward", "async_prm_reward"]
 
@@ -228,13 +228,7 @@ def async_prm_reward(
         >>> reward = async_prm_reward(scorer, spec=load_spec("runs/prm"))  # doctest: +SKIP
         >>> GRPOTrainer(..., reward_funcs=[accuracy, reward])  # doctest: +SKIP
     """
-    if not callable(getattr(scorer, "ascore", None)):
-        raise ConfigError(
-            "the scorer has no async ascore(traces)",
-            got=type(scorer).__name__,
-            expected="a scorer with async ascore(traces) -> list[list[float]]",
-            fix="use PRMReward for a synchronous scorer",
-        )
+    check_ascore(scorer, fix="use PRMReward for a synchronous scorer")
     core = _Core(scorer, spec, aggregation, prompt_key, name)
 
     async def reward(

@@ -33,12 +33,12 @@ from prmkit.prm.spec import PRMSpec
 from prmkit.records import Trace
 from prmkit.rewards.align import place_at_tokens, step_token_ends
 from prmkit.rewards.common import (
-    check_aggregation,
+    check_ascore,
     check_step_scores,
     resolve_spec,
     response_trace,
 )
-from prmkit.score.aggregate import aggregate
+from prmkit.score.aggregate import aggregate, check_aggregation
 
 __all__ = [
     "DenseSteps",
@@ -191,13 +191,7 @@ def make_async_compute_score(
     Raises:
         ConfigError: the scorer has no ``ascore``.
     """
-    if not callable(getattr(scorer, "ascore", None)):
-        raise ConfigError(
-            "the scorer has no async ascore(traces)",
-            got=type(scorer).__name__,
-            expected="a scorer with async ascore(traces) -> list[list[float]]",
-            fix="use make_compute_score for a synchronous scorer",
-        )
+    check_ascore(scorer, fix="use make_compute_score for a synchronous scorer")
     settings = _settings(scorer, spec, aggregation, prompt_key, empty_score)
 
     async def compute_score(

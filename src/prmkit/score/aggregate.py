@@ -16,9 +16,25 @@ from collections.abc import Sequence
 
 from prmkit.errors import ConfigError, DataFormatError
 
-__all__ = ["AGGREGATIONS", "aggregate", "aggregate_all"]
+__all__ = ["AGGREGATIONS", "aggregate", "aggregate_all", "check_aggregation"]
 
 from prmkit.prm.spec import AGGREGATIONS
+
+
+def check_aggregation(how: str) -> str:
+    """``how`` if it names an aggregation (:data:`~prmkit.prm.spec.AGGREGATIONS`).
+
+    Raises:
+        ConfigError: an unknown aggregation.
+    """
+    if how not in AGGREGATIONS:
+        raise ConfigError(
+            "unknown aggregation",
+            got=how,
+            expected=f"one of {list(AGGREGATIONS)}",
+            fix="pick a listed aggregation",
+        )
+    return how
 
 
 def aggregate(scores: Sequence[float], how: str) -> float:
@@ -28,13 +44,7 @@ def aggregate(scores: Sequence[float], how: str) -> float:
         ConfigError: unknown aggregation.
         DataFormatError: no scores.
     """
-    if how not in AGGREGATIONS:
-        raise ConfigError(
-            "unknown aggregation",
-            got=how,
-            expected=f"one of {list(AGGREGATIONS)}",
-            fix="pick a listed aggregation",
-        )
+    check_aggregation(how)
     if not scores:
         raise DataFormatError(
             "no step scores to aggregate",
