@@ -15,6 +15,8 @@ Example:
     >>> cfg = AnnotateConfig(method="mc", k=8, ray=RayConfig(address="auto"))  # doctest: +SKIP
     >>> annotate(cfg, traces, problems).workers  # doctest: +SKIP
     WorkerReport(workers=2, calls=40, processes=2, moved=0)
+
+:class:`~prmkit.cluster.pool.WorkerReport` is re-exported here (``AnnotateResult.workers``).
 """
 
 from __future__ import annotations
@@ -23,14 +25,14 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prmkit.annotate.checkers import TaskAnswerChecker
 from prmkit.annotate.config import AnnotateConfig
 from prmkit.annotate.protocol import AnswerCheck
 from prmkit.annotate.rollouts import DrawCall
 from prmkit.annotate.store import Rollout
-from prmkit.cluster.pool import Worker, WorkerPool, ray_session, resolve_workers
+from prmkit.cluster.pool import Worker, WorkerPool, WorkerReport, ray_session, resolve_workers
 from prmkit.generate.backends import Backend, make_generator
 from prmkit.models import PolicyConfig
 from prmkit.records import Problem
@@ -107,40 +109,6 @@ class RolloutWorker(Worker):
         return os.getpid(), (self.checker.check(problem, solution), self.checker.stats)
 
 
-@dataclass
-class WorkerReport:
-    """Who did the work of a Ray run.
-
-    Attributes:
-        workers: Workers started.
-        calls: Calls they served (draws and answer checks).
-        processes: Distinct worker processes that served calls (more than ``workers`` when Ray
-            restarted one).
-        moved: Calls moved to another worker after theirs was gone for good.
-        pids: Calls served per process id.
-    """
-
-    workers: int
-    calls: int
-    processes: int
-    moved: int
-    pids: dict[int, int] = field(default_factory=dict, repr=False)
-
-    @classmethod
-    def of(cls, pool: WorkerPool) -> WorkerReport:
-        """The report of ``pool`` so far."""
-        pids = dict(pool.pids)
-        return cls(pool.workers, sum(pids.values()), len(pids), pool.moved, pids)
-
-    def line(self) -> str:
-        """One line for ``prmkit annotate``'s output."""
-        restarts = max(0, self.processes - self.workers)
-        return (
-            f"ray: {self.workers} workers served {self.calls} calls from {self.processes} "
-            f"processes ({restarts} restarted), {self.moved} calls moved to another worker"
-        )
-
-
 class RayDrawer:
     """The :class:`~prmkit.annotate.rollouts.Drawer` that sends calls to a :class:`WorkerPool`.
 
@@ -168,8 +136,7 @@ class RayDrawer:
 
     def _add(self, stats: VerifyStats) -> None:
         with self._lock:
-            for name, value in vars(stats).items():
-                setattr(self.stats, name, getattr(self.stats, name) + value)
+            self.stats.add(stats)
 
 
 @contextlib.contextmanager

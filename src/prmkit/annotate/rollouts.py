@@ -278,7 +278,6 @@ class RolloutEngine:
                 expected="an integer >= 1",
                 fix="e.g. max_prefixes_per_call=8",
             )
-        self.generator = generator
         self.drawer: Drawer = drawer or LocalDrawer(generator, checker)  # type: ignore[arg-type]
         self.store = store
         self.checker = checker

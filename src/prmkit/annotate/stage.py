@@ -20,7 +20,6 @@ import contextlib
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +35,7 @@ from prmkit.steps import check_segmentation
 from prmkit.tasks.answers import VerifyStats
 
 if TYPE_CHECKING:
-    from prmkit.annotate.distributed import WorkerReport
+    from prmkit.cluster.pool import WorkerPool, WorkerReport
 
 __all__ = ["AnnotateResult", "annotate", "chunk_by_problem"]
 
@@ -149,7 +148,7 @@ class AnnotateResult:
         if self.unlabeled:
             lines.append(f"judge: {len(self.unlabeled)} traces got no valid vote and were left out")
         if self.workers is not None:
-            lines.append(self.workers.line())
+            lines.append("ray: " + self.workers.line())
         return lines
 
 
@@ -313,7 +312,7 @@ def annotate(
         if pool is None:
             done = [_label_chunk(labeler, chunk, build, bar) for chunk in chunks]
         else:
-            done = _label_concurrently(build, chunks, bar, pool.concurrency)
+            done = _label_concurrently(build, chunks, bar, pool)
         if bar is not None:
             bar.close()
         ids = {t.id for t in traces}
@@ -351,7 +350,7 @@ def annotate(
             report=getattr(labeler, "report", None),
             out=cfg.out,
             elapsed_s=time.monotonic() - started,
-            workers=_report(pool),
+            workers=pool.report() if pool is not None else None,
         )
 
 
@@ -381,30 +380,13 @@ def _label_chunk(labeler: Any, chunk: list[Trace], build: LabelerBuilder, bar: A
 
 
 def _label_concurrently(
-    build: LabelerBuilder, chunks: list[list[Trace]], bar: Any, threads: int
+    build: LabelerBuilder, chunks: list[list[Trace]], bar: Any, pool: WorkerPool
 ) -> list[_Chunk]:
-    """Label ``threads`` chunks at a time, a labeler each, one shared engine; chunk order kept.
+    """Label ``pool.concurrency`` chunks at a time, a labeler each, one shared engine; chunk
+    order kept.
 
     Chunks never share a problem, so never a state: each chunk's rollouts and labels are those
     of a one-process run. On the first error the other chunks stop at their next call (the pool
     closes) and the error is raised; the rollouts already stored are kept.
     """
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="prmkit-annotate") as ex:
-        futures = [ex.submit(_label_chunk, build.labeler(), c, build, bar) for c in chunks]
-        finished, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in finished if f.exception() is not None]
-        if failed:
-            for f in futures:
-                f.cancel()
-            if build.pool is not None:
-                build.pool.closed.set()
-            raise failed[0].exception()  # type: ignore[misc]
-        return [f.result() for f in futures]
-
-
-def _report(pool: Any) -> WorkerReport | None:
-    if pool is None:
-        return None
-    from prmkit.annotate.distributed import WorkerReport
-
-    return WorkerReport.of(pool)
+    return pool.map(lambda chunk: _label_chunk(build.labeler(), chunk, build, bar), chunks)

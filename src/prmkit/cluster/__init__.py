@@ -7,6 +7,13 @@ for annotation, the output parts for scoring. Ray is an optional extra (``pip in
 """
 
 from prmkit.cluster.config import RayConfig
-from prmkit.cluster.pool import WorkerPool, connect, ray_session, resolve_workers
+from prmkit.cluster.pool import WorkerPool, WorkerReport, connect, ray_session, resolve_workers
 
-__all__ = ["RayConfig", "WorkerPool", "connect", "ray_session", "resolve_workers"]
+__all__ = [
+    "RayConfig",
+    "WorkerPool",
+    "WorkerReport",
+    "connect",
+    "ray_session",
+    "resolve_workers",
+]

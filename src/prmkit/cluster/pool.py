@@ -21,13 +21,26 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from prmkit.cluster.config import RayConfig
 from prmkit.errors import ConfigError, PrmkitError
 
-__all__ = ["Worker", "WorkerPool", "connect", "import_ray", "ray_session", "resolve_workers"]
+__all__ = [
+    "Worker",
+    "WorkerPool",
+    "WorkerReport",
+    "connect",
+    "import_ray",
+    "ray_session",
+    "resolve_workers",
+]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 RETRY_UNAVAILABLE_S = 1.0
 """Wait before calling a worker again that Ray reports as restarting."""
@@ -115,6 +128,34 @@ class Worker:
     def ready(self) -> int:
         """The worker's process id (the constructor, e.g. a model load, has finished)."""
         return os.getpid()
+
+
+@dataclass
+class WorkerReport:
+    """Who did the work of a pool.
+
+    Attributes:
+        workers: Workers started.
+        calls: Calls they served.
+        processes: Distinct worker processes that served calls (more than ``workers`` when Ray
+            restarted one).
+        moved: Calls moved to another worker after theirs was gone for good.
+        pids: Calls served per process id.
+    """
+
+    workers: int
+    calls: int
+    processes: int
+    moved: int
+    pids: dict[int, int] = field(default_factory=dict, repr=False)
+
+    def line(self) -> str:
+        """One line for a command's output."""
+        restarts = max(0, self.processes - self.workers)
+        return (
+            f"{self.workers} workers served {self.calls} calls from {self.processes} "
+            f"processes ({restarts} restarted), {self.moved} calls moved to another worker"
+        )
 
 
 class WorkerPool:
@@ -248,6 +289,29 @@ class WorkerPool:
     def concurrency(self) -> int:
         """Calls worth keeping in flight: ``in_flight`` per live worker."""
         return max(1, len(self._alive)) * self.cfg.in_flight
+
+    def report(self) -> WorkerReport:
+        """Who served the calls so far."""
+        pids = dict(self.pids)
+        return WorkerReport(self.workers, sum(pids.values()), len(pids), self.moved, pids)
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """``[fn(item) for item in items]`` on :attr:`concurrency` threads of this process
+        (``fn`` makes the pool calls), results in order.
+
+        On the first error the pool closes, so the other threads stop at their next call, and
+        the error is raised; what they finished before is theirs to have kept.
+        """
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"prmkit-{self.name}") as ex:
+            futures = [ex.submit(fn, item) for item in items]
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            failed = [f.exception() for f in done if f.exception() is not None]
+            if failed:
+                for f in futures:
+                    f.cancel()
+                self.closed.set()
+                raise failed[0]  # type: ignore[misc]
+            return [f.result() for f in futures]
 
     def actor_names(self) -> list[str]:
         """The Ray names of this pool's actors (``ray.get_actor(name)`` finds one)."""

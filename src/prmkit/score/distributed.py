@@ -17,13 +17,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from prmkit.cluster.pool import Worker, WorkerPool, ray_session, resolve_workers
+from prmkit.cluster.pool import Worker, WorkerPool, WorkerReport, ray_session, resolve_workers
 from prmkit.errors import ConfigError
 from prmkit.io import atomic_write
 from prmkit.records import ScoredTrace, Trace, read_records, write_records
@@ -89,26 +87,23 @@ class RayScoreResult:
         records: The scored records, in input order.
         shards: Shards in the job.
         reused: Shards read back from ``<out>.parts`` (scored by an earlier, interrupted run).
-        workers: Workers started (0 when every shard was reused).
-        processes: Distinct worker processes that scored shards (above ``workers``: restarts).
-        moved: Shards moved to another worker after theirs was gone for good.
+        report: Who scored the other shards (``None`` when every shard was reused).
     """
 
     records: list[ScoredTrace]
     shards: int
     reused: int
-    workers: int
-    processes: int
-    moved: int
+    report: WorkerReport | None = None
+
+    @property
+    def processes(self) -> int:
+        """Distinct worker processes that scored shards (above the workers: restarts)."""
+        return self.report.processes if self.report is not None else 0
 
     def line(self) -> str:
         """One line for ``prmkit score``'s output."""
-        restarts = max(0, self.processes - self.workers)
-        return (
-            f"ray: {self.shards} shards, {self.reused} reused from an earlier run, "
-            f"{self.workers} workers from {self.processes} processes ({restarts} restarted), "
-            f"{self.moved} shards moved to another worker"
-        )
+        who = self.report.line() if self.report is not None else "no workers started"
+        return f"ray: {self.shards} shards, {self.reused} reused from an earlier run; {who}"
 
 
 def _digest(*parts: object) -> str:
@@ -180,7 +175,7 @@ def score_on_ray(
                 done[i] = read_records(folder / name, ScoredTrace)
     reused = len(done)
     todo = [i for i in range(len(shards)) if i not in done]
-    workers = processes = moved = 0
+    report = None
     if todo:
         with ray_session(address) as local:
             if local:  # fail here, before workers print stacks
@@ -189,25 +184,17 @@ def score_on_ray(
                 check_checkpoint_dir(spec.prm)
             count = min(resolve_workers(ray_cfg), len(todo))
             with WorkerPool(ScoreWorker, [(spec,)] * count, cfg=ray_cfg, name="score") as pool:
-                lock = threading.Lock()
 
-                def run(i: int) -> None:
+                def run(i: int) -> list[ScoredTrace]:
                     scored = pool.call("score", shards[i], spec.prm)
                     if folder is not None:
                         write_records(folder / names[i], scored)
-                    with lock:
-                        done[i] = scored
+                    return scored
 
-                with ThreadPoolExecutor(max_workers=pool.concurrency) as ex:
-                    try:
-                        for future in [ex.submit(run, i) for i in todo]:
-                            future.result()
-                    except BaseException:
-                        pool.closed.set()
-                        raise
-                workers, processes, moved = count, len(pool.pids), pool.moved
+                done.update(zip(todo, pool.map(run, todo), strict=True))
+                report = pool.report()
     records = [r for i in range(len(shards)) for r in done[i]]
-    return RayScoreResult(records, len(shards), reused, workers, processes, moved)
+    return RayScoreResult(records, len(shards), reused, report)
 
 
 def finish_parts(out: str) -> None:

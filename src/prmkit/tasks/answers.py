@@ -69,6 +69,11 @@ class VerifyStats:
     errors: int = 0
     untimed: int = 0
 
+    def add(self, other: VerifyStats) -> None:
+        """Add ``other``'s counts to these (e.g. a worker's checks)."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
     @property
     def failures(self) -> int:
         """Checks that could not be decided (gold unparsable, timeout, error)."""
