@@ -23,7 +23,7 @@ from typing import Any
 from prmkit.errors import ConfigError, DataFormatError
 from prmkit.prm.spec import PRMSpec
 from prmkit.records import Trace
-from prmkit.steps import Segmentation, split
+from prmkit.score.text import response_trace
 
 __all__ = [
     "check_ascore",
@@ -141,17 +141,6 @@ def conversation_response(messages: Any, where: str) -> str:
         if m["role"] == "assistant"
     ]
     return "\n\n".join(p for p in parts if p.strip())
-
-
-def response_trace(
-    spec: PRMSpec, prompt: str, text: str, *, id: str
-) -> tuple[Trace | None, Segmentation]:
-    """``text`` split into steps by ``spec``'s segmentation, as a :class:`Trace` (``None``
-    when the text has no step), with the segmentation (character spans of the steps)."""
-    seg = split(text, spec.segmentation, pattern=spec.segmentation_pattern)
-    if not seg.steps:
-        return None, seg
-    return Trace(id=id, problem_id=id, prompt=prompt, steps=list(seg.steps)), seg
 
 
 def check_step_scores(

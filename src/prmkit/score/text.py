@@ -17,9 +17,20 @@ from typing import Any
 
 from prmkit.errors import DataFormatError
 from prmkit.records import Trace
-from prmkit.steps import split
+from prmkit.steps import Segmentation, split
 
-__all__ = ["text_trace"]
+__all__ = ["response_trace", "text_trace"]
+
+
+def response_trace(
+    spec: Any, prompt: str, text: str, *, id: str
+) -> tuple[Trace | None, Segmentation]:
+    """``text`` split into steps by ``spec``'s segmentation, as a :class:`Trace` (``None``
+    when the text has no step), with the segmentation (character spans of the steps)."""
+    seg = split(text, spec.segmentation, pattern=spec.segmentation_pattern)
+    if not seg.steps:
+        return None, seg
+    return Trace(id=id, problem_id=id, prompt=prompt, steps=list(seg.steps)), seg
 
 
 def text_trace(
@@ -31,8 +42,8 @@ def text_trace(
         DataFormatError: the text has no step (empty or blank).
         ConfigError: ``prompt`` or ``text`` is not a string.
     """
-    steps = split(text, spec.segmentation, pattern=spec.segmentation_pattern).steps
-    if not steps:
+    trace, _ = response_trace(spec, prompt, text, id=id)
+    if trace is None:
         raise DataFormatError(
             "the response has no step to score",
             got=text[:80],
@@ -40,4 +51,4 @@ def text_trace(
             fix="send the model's response text",
             where=where,
         )
-    return Trace(id=id, problem_id=id, prompt=prompt, steps=steps)
+    return trace
