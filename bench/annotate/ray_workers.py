@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 from pathlib import Path
 
@@ -29,24 +28,15 @@ from prmkit.annotate import AnnotateConfig, annotate
 from prmkit.cluster import RayConfig
 from prmkit.generate.protocol import SamplingParams
 from prmkit.models import PolicyConfig
+from prmkit.models.precision import describe_machine
 from prmkit.records import Trace
 from prmkit.tasks.arithmetic import gold_solution, make_problem
 
 
 def cpu_info() -> str:
-    """CPU model and the vector flags that matter here."""
-    model, flags = platform.processor(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
-    wanted = ["avx2", "avx512f", "avx512_bf16", "amx_bf16"]
-    return f"{model}; " + ", ".join(f for f in wanted if f in flags)
+    """CPU model and torch's CPU capability (:func:`prmkit.models.precision.describe_machine`)."""
+    info = describe_machine()
+    return f"{info['cpu']}; {info['cpu_capability']}"
 
 
 def run_mode(name: str, traces, problems, args, workers: int, root: Path) -> dict:

@@ -197,24 +197,11 @@ def measure_throughput(
 
 
 def machine() -> dict[str, object]:
-    """What ran the benchmark (CPU model and flags as /proc/cpuinfo names them, torch threads)."""
-    import torch
+    """What ran the benchmark: :func:`prmkit.models.precision.describe_machine` (CPU model,
+    torch's CPU capability, bf16 flags, torch threads) plus the cores and the device."""
+    from prmkit.models.precision import describe_machine
 
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in info.splitlines() if "model name" in ln), ""
-    )
-    flags = next(
-        (ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []
-    )
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "avx2": "avx2" in flags,
-        "avx512f": "avx512f" in flags,
-        "torch_threads": torch.get_num_threads(),
-        "device": "cpu",
-    }
+    return {**describe_machine(), "cores": os.cpu_count(), "device": "cpu"}
 
 
 def _num(value: float | None, width: int, digits: int) -> str:
