@@ -7,7 +7,7 @@ steps ends with that separator, so the model's next token starts the next step.
 Token ids are built so that a prefix tokenizes exactly as the same text does in the middle of a
 whole solution: ``"5.\\n\\n"`` at the end of a string becomes the single token ``"ĊĊ"`` in SmolLM2's
 tokenizer, but inside a solution (as the model saw it in training) it is ``"Ċ", "Ċ"``.
-:func:`encode_prefix` appends the in-text form of the separator.
+:func:`encode_prefix` (through :func:`encode_text`) appends the in-text form of the separator.
 
 Example:
     >>> from prmkit.models import load_tokenizer  # doctest: +SKIP
@@ -31,6 +31,7 @@ __all__ = [
     "STEP_BOUNDARY",
     "STEP_SEPARATOR",
     "encode_prefix",
+    "encode_text",
     "find_step_end",
     "render_prefix",
     "render_solution",
@@ -124,6 +125,15 @@ def separator_ids(tokenizer: Any) -> list[int]:
     return tokenizer.encode(STEP_SEPARATOR, add_special_tokens=False)  # it merges with neighbours
 
 
+def encode_text(tokenizer: Any, text: str, sep_ids: list[int] | None = None) -> list[int]:
+    """Token ids of ``text`` (no special tokens added); a trailing step separator is encoded in
+    its in-text form, as :func:`separator_ids` (pass them as ``sep_ids`` to reuse them)."""
+    if not text.endswith(STEP_SEPARATOR):
+        return tokenizer.encode(text, add_special_tokens=False)
+    body = tokenizer.encode(text[: -len(STEP_SEPARATOR)], add_special_tokens=False)
+    return body + (separator_ids(tokenizer) if sep_ids is None else sep_ids)
+
+
 def encode_prefix(
     tokenizer: Any, prefix: Prefix, *, system: str | None = None, chat: bool = True
 ) -> list[int]:
@@ -131,8 +141,4 @@ def encode_prefix(
 
     The chat template already holds any special tokens, so none are added.
     """
-    text = render_prefix(tokenizer, prefix, system=system, chat=chat)
-    if not text.endswith(STEP_SEPARATOR):
-        return tokenizer.encode(text, add_special_tokens=False)
-    body = text[: -len(STEP_SEPARATOR)]
-    return tokenizer.encode(body, add_special_tokens=False) + separator_ids(tokenizer)
+    return encode_text(tokenizer, render_prefix(tokenizer, prefix, system=system, chat=chat))

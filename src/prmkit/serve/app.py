@@ -35,8 +35,9 @@ from fastapi.responses import Response
 
 from prmkit.errors import PrmkitError
 from prmkit.prm.formats import Encoded
+from prmkit.prm.spec import AGGREGATIONS
 from prmkit.records import Trace
-from prmkit.score.aggregate import aggregate, aggregate_all
+from prmkit.score.aggregate import aggregate_all
 from prmkit.score.scorer import PRMScorer
 from prmkit.serve.batcher import Batcher, BatchStats, ClientGone, QueueFull, ScoringFailed
 from prmkit.serve.config import ServeConfig
@@ -127,6 +128,8 @@ def create_app(scorer: PRMScorer, cfg: ServeConfig | None = None) -> Any:
     spec = prm.spec
     name = _served_name(scorer, cfg)
     kind = "reward" if spec.head == "implicit" else "probability"
+    refusal = pooling_refusal(spec)  # both depend on the spec only
+    positive_index = pooling_positive_index(spec)
     engine = PRMScorer(
         prm,
         batch_size=cfg.max_batch_traces,
@@ -274,11 +277,11 @@ def create_app(scorer: PRMScorer, cfg: ServeConfig | None = None) -> Any:
             traces=[
                 ScoredTraceOut(
                     step_scores=s,
-                    aggregates=Aggregates(**aggregate_all(s)),
-                    score=aggregate(s, how),
+                    aggregates=Aggregates(**aggs),
+                    score=aggs[how],
                     steps=list(t.steps),
                 )
-                for t, s in zip(traces, scores, strict=True)
+                for t, s, aggs in zip(traces, scores, map(aggregate_all, scores), strict=True)
             ],
             usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
         )
@@ -291,7 +294,6 @@ def create_app(scorer: PRMScorer, cfg: ServeConfig | None = None) -> Any:
     )
     async def pooling(body: PoolingRequest, request: Request) -> PoolingResponse:
         check_model_name(body.model, name)
-        refusal = pooling_refusal(spec)
         if refusal is not None:
             raise ApiError(400, refusal)
         if body.task not in (None, "token_classify"):
@@ -317,20 +319,22 @@ def create_app(scorer: PRMScorer, cfg: ServeConfig | None = None) -> Any:
             )
         if body.messages is not None:
             add_special = bool(body.add_special_tokens)
-            try:
-                texts = [
-                    prm.tokenizer.apply_chat_template(
+
+            def render() -> str:
+                try:
+                    return prm.tokenizer.apply_chat_template(
                         body.messages,
                         tokenize=False,
                         add_generation_prompt=body.add_generation_prompt,
                     )
-                ]
-            except Exception as exc:  # a template error is the request's
-                raise ApiError(
-                    400,
-                    f"the messages cannot be rendered with the chat template ({exc})",
-                    param="messages",
-                ) from None
+                except Exception as exc:  # a template error is the request's
+                    raise ApiError(
+                        400,
+                        f"the messages cannot be rendered with the chat template ({exc})",
+                        param="messages",
+                    ) from None
+
+            texts = [await off_loop(render)]
             params = ["messages"]
         else:
             add_special = (
@@ -361,7 +365,10 @@ def create_app(scorer: PRMScorer, cfg: ServeConfig | None = None) -> Any:
             id=f"pool-{uuid.uuid4().hex}",
             created=int(time.time()),
             model=name,
-            data=[PoolingData(index=i, data=pooling_rows(spec, s)) for i, s in enumerate(scores)],
+            data=[
+                PoolingData(index=i, data=pooling_rows(positive_index, s))
+                for i, s in enumerate(scores)
+            ],
             usage=Usage(prompt_tokens=tokens, total_tokens=tokens),
         )
 
@@ -383,7 +390,7 @@ def create_app(scorer: PRMScorer, cfg: ServeConfig | None = None) -> Any:
         scores = await scores_of(encs, params, request)
         aggs = [aggregate_all(s) for s in scores]
         rewards = [a[spec.aggregation] for a in aggs]
-        logs = {f"prm_{how}": [a[how] for a in aggs] for how in ("min", "prod", "last", "mean")}
+        logs = {f"prm_{how}": [a[how] for a in aggs] for how in AGGREGATIONS}
         logs["prm_steps"] = [float(len(s)) for s in scores]
         return RewardResponse(rewards=rewards, scores=list(rewards), extra_logs=logs)
 
@@ -394,7 +401,7 @@ def create_app(scorer: PRMScorer, cfg: ServeConfig | None = None) -> Any:
             head=spec.head,
             kind=kind,
             aggregation=spec.aggregation,
-            pooling_positive_index=pooling_positive_index(spec),
+            pooling_positive_index=positive_index,
         )
 
     created = int(time.time())

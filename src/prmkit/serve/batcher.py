@@ -27,7 +27,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from prmkit.prm.formats import Encoded
@@ -75,7 +75,7 @@ class _Item:
     job: _Job
     index: int
     enc: Encoded
-    arrived: float = field(default=0.0)
+    arrived: float
 
     @property
     def length(self) -> int:
@@ -123,11 +123,6 @@ class Batcher:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._pool: ThreadPoolExecutor | None = None
-
-    @property
-    def depth(self) -> int:
-        """Traces waiting for a forward pass."""
-        return len(self._pending)
 
     async def start(self) -> None:
         """Start the gathering loop and the worker thread (call on the serving event loop)."""

@@ -215,9 +215,9 @@ def _read_scores(data: Any, traces: Sequence[Trace], url: str) -> tuple[list[lis
 _C = TypeVar("_C", bound="_SyncClient")
 
 
-class _SyncClient:
-    """What the synchronous clients share: the server root, the retry policy, one connection
-    pool and the count of HTTP attempts made."""
+class _Client:
+    """What the clients share: the server root, the retry policy, the batch size, one
+    connection pool (made by ``_connect``) and the count of HTTP attempts made."""
 
     def __init__(
         self,
@@ -235,7 +235,17 @@ class _SyncClient:
         self.policy = _Policy(retries, backoff, max_backoff)
         self.batch_size = batch_size
         self.attempts = 0
-        self._client = httpx.Client(timeout=timeout, headers=_headers(api_key))
+        self._client = self._connect(timeout, _headers(api_key))
+
+    def _connect(self, timeout: float, headers: dict[str, str]) -> Any:
+        raise NotImplementedError
+
+
+class _SyncClient(_Client):
+    """The synchronous clients' base: blocking ``_post`` over an :class:`httpx.Client`."""
+
+    def _connect(self, timeout: float, headers: dict[str, str]) -> httpx.Client:
+        return httpx.Client(timeout=timeout, headers=headers)
 
     def _post(self, path: str, payload: dict[str, Any]) -> Any:
         url = self.base_url + path
@@ -357,7 +367,7 @@ class HTTPScorer(_SyncClient):
         return out, cost
 
 
-class AsyncHTTPScorer:
+class AsyncHTTPScorer(_Client):
     """:class:`HTTPScorer` for asyncio: ``await scorer.ascore(traces)``.
 
     Takes the same arguments as :class:`HTTPScorer` (but ``name``); requests of concurrent
@@ -376,15 +386,21 @@ class AsyncHTTPScorer:
         batch_size: int = 64,
         model: str | None = None,
     ) -> None:
-        _check_batch_size(batch_size)
-        self.base_url = base_url.rstrip("/")
-        self.policy = _Policy(retries, backoff, max_backoff)
-        self.batch_size = batch_size
-        self.model = model
-        self.attempts = 0
-        self._client = httpx.AsyncClient(
+        super().__init__(
+            base_url,
+            api_key=api_key,
             timeout=timeout,
-            headers=_headers(api_key),
+            retries=retries,
+            backoff=backoff,
+            max_backoff=max_backoff,
+            batch_size=batch_size,
+        )
+        self.model = model
+
+    def _connect(self, timeout: float, headers: dict[str, str]) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=timeout,
+            headers=headers,
             limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
         )
 

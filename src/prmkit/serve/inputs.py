@@ -17,7 +17,7 @@ Example:
     >>> from prmkit.prm import PRMSpec
     >>> pooling_positive_index(PRMSpec.from_format("qwen_prm", head="tokcls"))
     1
-    >>> pooling_rows(PRMSpec.from_format("qwen_prm", head="tokcls"), [0.75])
+    >>> pooling_rows(1, [0.75])
     [[0.25, 0.75]]
 """
 
@@ -143,9 +143,12 @@ def pooling_positive_index(spec: Any) -> int | None:
     return spec.positive_index if spec.head == "tokcls" else 1
 
 
-def pooling_rows(spec: Any, scores: Sequence[float]) -> list[list[float]]:
-    """``/pooling`` rows from step scores (P(step correct)), as :func:`pooling_positive_index`."""
-    if pooling_positive_index(spec) == 1:
+def pooling_rows(positive_index: int | None, scores: Sequence[float]) -> list[list[float]]:
+    """``/pooling`` rows from step scores (P(step correct)), P in column ``positive_index``.
+
+    ``positive_index`` is :func:`pooling_positive_index` of the spec (a server computes it once).
+    """
+    if positive_index == 1:
         return [[1.0 - p, p] for p in scores]
     return [[p, 1.0 - p] for p in scores]
 

@@ -40,8 +40,8 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from prmkit.generate.chat import STEP_SEPARATOR, separator_ids
-from prmkit.generate.protocol import SamplingParams
+from prmkit.generate.chat import encode_text, separator_ids
+from prmkit.generate.protocol import SamplingParams, StopAt
 from prmkit.generate.transformers_backend import Generated, TransformersGenerator
 from prmkit.serve.errors import ApiError
 from prmkit.serve.http import Guard, check_model_name, install_error_handlers
@@ -75,18 +75,48 @@ class StopStringGenerator(TransformersGenerator):
     """A :class:`TransformersGenerator` that also ends a sample at any of ``stop_strings``.
 
     The sample's text is cut before the first stop string (OpenAI's semantics); its tokens keep
-    the one that completed it. Set ``stop_strings`` before a call (the server's one worker
-    thread does, per request).
+    the one that completed it. Pass ``stop_strings`` to :meth:`generate_ids` (the server's one
+    worker thread does, per request).
     """
 
-    stop_strings: tuple[str, ...] = ()
+    _stops: tuple[str, ...] = ()
+    _window = 0  # tokens whose text holds any stop string that the newest token completes
 
-    def _advance(self, row: Any, token: int, params: SamplingParams, stop: Any) -> None:
+    def generate_ids(
+        self,
+        prompt_ids: Sequence[Sequence[int]],
+        n: int,
+        params: SamplingParams,
+        stop: StopAt = "solution",
+        *,
+        stop_strings: Sequence[str] = (),
+    ) -> list[list[Generated]]:
+        """As :meth:`TransformersGenerator.generate_ids`, also ending samples at ``stop_strings``."""
+        self._stops = tuple(stop_strings)
+        # a char is at most 4 tokens (byte tokens); 2 more absorb a window start that decodes
+        # differently from the same tokens mid-text (a stripped leading space, a split char)
+        self._window = 4 * max(map(len, self._stops), default=0) + 2
+        try:
+            return super().generate_ids(prompt_ids, n, params, stop)
+        finally:
+            self._stops, self._window = (), 0
+
+    def _advance(self, row: Any, token: int, params: SamplingParams, stop: StopAt) -> None:
         super()._advance(row, token, params, stop)
-        if not self.stop_strings or (row.done and row.finish == "eos"):
+        if not self._stops or (row.done and row.finish == "eos"):
             return
-        text = row.text if row.done else self._decode_text(row.tokens)
-        cut = _first_stop(text, self.stop_strings)
+        if row.done:
+            text = row.text
+        else:
+            # A stop string the newest token completes lies in the last few tokens' text;
+            # decode the whole row only when one (or a U+FFFD: byte-fallback decoders give
+            # one for each byte of a run the window cuts) shows there.
+            text = self._decode_text(row.tokens[-self._window :])
+            if len(row.tokens) > self._window:
+                if "\ufffd" not in text and _first_stop(text, self._stops) is None:
+                    return
+                text = self._decode_text(row.tokens)
+        cut = _first_stop(text, self._stops)
         if cut is not None:
             row.done, row.finish, row.text = True, "stop", text[:cut]
 
@@ -259,6 +289,7 @@ def create_policy_app(
         preallocate=generator.preallocate,
     )
     tokenizer = gen.tokenizer
+    sep_ids = separator_ids(tokenizer)
     vocab = len(tokenizer)
     context = getattr(gen.model.config, "max_position_embeddings", None)
     name = cfg.served_name()
@@ -407,7 +438,7 @@ def create_policy_app(
         if body.top_logprobs is not None and not body.logprobs:
             raise ApiError(400, "top_logprobs needs logprobs=true", param="top_logprobs")
         _check_logprobs(body.top_logprobs, cfg, "top_logprobs")
-        ids = _chat_ids(tokenizer, body)
+        ids = _chat_ids(tokenizer, body, sep_ids)
         check_ids(ids, "messages", params.max_new_tokens)
         job = _Job([ids], n, params, stops, (body.top_logprobs or 0) if body.logprobs else None)
         out, lps = await run(job)
@@ -454,11 +485,7 @@ def create_policy_app(
 
 def _generate(gen: StopStringGenerator, job: _Job) -> tuple[list[list[Generated]], list[list[Any]]]:
     """Sample (in the worker thread), then the logprobs of each sample when asked."""
-    gen.stop_strings = job.stops
-    try:
-        out = gen.generate_ids(job.prompts, job.n, job.params, stop="solution")
-    finally:
-        gen.stop_strings = ()
+    out = gen.generate_ids(job.prompts, job.n, job.params, stop="solution", stop_strings=job.stops)
     if job.logprobs is None:
         return out, [[None] * len(group) for group in out]
     lps = [
@@ -549,13 +576,15 @@ def _message_text(message: dict[str, Any], k: int) -> str:
     )
 
 
-def _chat_ids(tokenizer: Any, body: ChatRequest) -> list[int]:
+def _chat_ids(tokenizer: Any, body: ChatRequest, sep_ids: list[int]) -> list[int]:
     """Token ids of the messages through the chat template (vLLM's rendering options).
 
     With ``continue_final_message`` the final assistant message is continued in place: the
     earlier messages with the generation prompt, then its text; a text ending in the step
-    separator gets the separator's in-text token ids (as :func:`~prmkit.generate.chat.encode_prefix`
-    builds them), so a prefix tokenizes as the in-process backend feeds it.
+    separator gets the separator's in-text token ids ``sep_ids`` (as
+    :func:`~prmkit.generate.chat.encode_text` builds them for
+    :func:`~prmkit.generate.chat.encode_prefix`), so a prefix tokenizes as the in-process backend
+    feeds it.
     """
     if not body.messages:
         raise ApiError(400, "no messages", param="messages")
@@ -596,8 +625,6 @@ def _chat_ids(tokenizer: Any, body: ChatRequest) -> list[int]:
         raise ApiError(
             400, f"the messages cannot be rendered with the chat template ({exc})", param="messages"
         ) from None
-    text = head + (continued or "")
-    if continued is not None and text.endswith(STEP_SEPARATOR):
-        body_ids = tokenizer.encode(text[: -len(STEP_SEPARATOR)], add_special_tokens=False)
-        return body_ids + separator_ids(tokenizer)
-    return tokenizer.encode(text, add_special_tokens=False)
+    if continued is not None:
+        return encode_text(tokenizer, head + continued, sep_ids)
+    return tokenizer.encode(head, add_special_tokens=False)

@@ -35,27 +35,26 @@ def load_scorer(cfg: ServeConfig) -> Any:
         ConfigError: no ``prm``; a bad spec file.
         ModelLoadError: the checkpoint cannot be loaded.
     """
-    from prmkit.score.scorer import PRMScorer
+    from prmkit.io import read_json
+    from prmkit.prm.spec import PRMSpec
+    from prmkit.score.distributed import ScorerSpec
 
     if not cfg.prm:
         raise ConfigError("missing 'prm'", got="", expected="a path", fix="pass --prm CKPT")
-    spec = None
+    spec = read_json(cfg.spec) if cfg.spec else None
     if cfg.spec:
-        from prmkit.io import read_json
-        from prmkit.prm.spec import PRMSpec
-
-        spec = PRMSpec.from_dict(read_json(cfg.spec), where=cfg.spec)
-    return PRMScorer.from_checkpoint(
-        cfg.prm,
+        PRMSpec.from_dict(spec, where=cfg.spec)  # a bad spec file fails naming the file
+    return ScorerSpec(
+        prm=cfg.prm,
         spec=spec,
         device=cfg.device,
         dtype=cfg.dtype,
-        trust_remote_code=cfg.trust_remote_code,
         attn_implementation=cfg.attn_implementation,
+        trust_remote_code=cfg.trust_remote_code,
         batch_size=cfg.max_batch_traces,
         max_batch_tokens=cfg.max_batch_tokens,
         packing=cfg.packing,
-    )
+    ).load()
 
 
 def listening_line(host: str, port: int, name: str, command: str = "prmkit serve") -> str:
