@@ -13,13 +13,12 @@ the host with the batch), so training and scoring work on either layout.
 Example:
     >>> batch = packed_batch(encs, pad_id=0, row_tokens=4096)  # doctest: +SKIP
     >>> logits = model(**batch.model_inputs()).logits  # doctest: +SKIP
-    >>> row, cols = batch.steps(0)  # where trace 0's steps are read  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -126,33 +125,27 @@ class ModelBatch:
             "use_cache": False,
         }
 
-    def steps(self, b: int) -> tuple[int, torch.Tensor]:
-        """``(row, columns)`` of trace ``b``'s kept steps, from the batch's own step index."""
-        start = sum(self.step_counts[:b])
-        return self.rows[b], self.step_cols[start : start + self.step_counts[b]]
-
     def span(self, b: int) -> tuple[int, int, int]:
         """``(row, start, end)``: the columns trace ``b`` occupies."""
         start = self.offsets[b]
         return self.rows[b], start, start + len(self.encs[b].input_ids)
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> ModelBatch:
-        """The same batch on ``device``."""
-        moved = {
-            f.name: getattr(self, f.name).to(device, non_blocking=non_blocking)
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> ModelBatch:
+        """The same batch with ``fn`` applied to each tensor field."""
+        mapped = {
+            f.name: fn(getattr(self, f.name))
             for f in dataclasses.fields(self)
             if isinstance(getattr(self, f.name), torch.Tensor)
         }
-        return dataclasses.replace(self, **moved)
+        return dataclasses.replace(self, **mapped)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> ModelBatch:
+        """The same batch on ``device``."""
+        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> ModelBatch:
         """The same batch in pinned host memory (for asynchronous copies to a GPU)."""
-        pinned = {
-            f.name: getattr(self, f.name).pin_memory()
-            for f in dataclasses.fields(self)
-            if isinstance(getattr(self, f.name), torch.Tensor)
-        }
-        return dataclasses.replace(self, **pinned)
+        return self._map(torch.Tensor.pin_memory)
 
 
 def _place(batch: ModelBatch, device: torch.device | str, pin: bool) -> ModelBatch:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -45,6 +45,7 @@ __all__ = [
     "pad_batch",
     "probe_inputs",
     "probe_sizes",
+    "resolve_packing",
     "step_outputs",
     "step_values",
     "to_scores",
@@ -308,11 +309,8 @@ def probe_inputs(
         feats = _trace_logprob_features(prm, None, out.logits, batch)
     if not want_hidden:
         return feats
-    hidden = out.hidden_states[spec.probe_layer]
-    return [
-        torch.cat([hidden[batch.steps(b)].float(), f], dim=-1)
-        for b, (e, f) in enumerate(zip(batch.encs, feats, strict=True))
-    ]
+    hidden = _at_steps(out.hidden_states[spec.probe_layer], batch)
+    return [torch.cat([h.float(), f], dim=-1) for h, f in zip(hidden, feats, strict=True)]
 
 
 def packing_supported(model: Any) -> bool:
@@ -331,6 +329,11 @@ def packing_supported(model: Any) -> bool:
     return module.startswith("transformers.models.") and hasattr(
         sys.modules.get(module), "create_causal_mask"
     )
+
+
+def resolve_packing(model: Any, packing: bool | Literal["auto"]) -> bool:
+    """Whether to pack: :func:`packing_supported` for ``"auto"``, else ``bool(packing)``."""
+    return packing_supported(model) if packing == "auto" else bool(packing)
 
 
 def layout_batch(
@@ -402,10 +405,14 @@ def truncate_for_probe(model: Any, layer: int) -> int:
     return index
 
 
+def _at_steps(hidden: torch.Tensor, batch: ModelBatch) -> list[torch.Tensor]:
+    """``(rows, width, d)`` read at each trace's steps with one gather: ``(n_steps, d)`` each."""
+    return list(hidden[batch.step_rows, batch.step_cols].split(batch.step_counts))
+
+
 def _hidden_at_steps(model: Any, batch: ModelBatch, layer: int) -> list[torch.Tensor]:
     out = _backbone(model)(**batch.model_inputs(), output_hidden_states=True)
-    hidden = out.hidden_states[layer]  # (rows, width, hidden)
-    return list(hidden[batch.step_rows, batch.step_cols].split(batch.step_counts))
+    return _at_steps(out.hidden_states[layer], batch)
 
 
 def hidden_features(
@@ -475,8 +482,8 @@ def step_values(
         logits = prm.model(  # the LM head runs only at the step columns
             **batch.model_inputs(), logits_to_keep=batch.keep_cols
         ).logits
-        picked = logits[batch.step_rows, batch.step_keep][:, [plus, minus]].float()
-        return picked[:, 0] - picked[:, 1]
+        diff = logits[..., plus].float() - logits[..., minus].float()  # (rows, k): no (n, V) copy
+        return diff[batch.step_rows, batch.step_keep]
     if spec.head == "probe":
         if prm.probe is None:
             raise ModelLoadError(
@@ -492,13 +499,12 @@ def step_values(
     if batch.packed:  # a trace's first token reads the previous trace's logit: not its own
         ratios = ratios.clone()
         ratios[batch.rows, batch.offsets] = 0.0
+    cum = ratios.cumsum(1)  # along each row; a trace's sums are differences within its row
+    all_ends = cum[batch.step_rows, batch.step_cols].split(batch.step_counts)
     out = []
-    for b, e in enumerate(batch.encs):
-        row, start, _ = batch.span(b)
-        cum = ratios[row].cumsum(0)
-        ends = cum[batch.steps(b)[1]]
+    for row, start, e, ends in zip(batch.rows, batch.offsets, batch.encs, all_ends, strict=True):
         first = start + e.content_start - 1  # the sum before the first step's first token
-        before = cum[first : first + 1] if first >= 0 else cum.new_zeros(1)
+        before = cum[row, first : first + 1] if first >= 0 else cum.new_zeros(1)
         out.append(spec.beta * (ends - torch.cat([before, ends[:-1]])))
     return torch.cat(out) if out else ratios.new_zeros(0)
 

@@ -229,12 +229,15 @@ def implicit_rewards(
         return out
     for i, ends in enumerate(_check_step_ends(step_ends, lengths)):
         cum = r[i].cumsum(0)
-        prev = -1
-        for e in ends:
-            out[i, e] = cum[e] - (cum[prev] if prev >= 0 else 0.0)
-            prev = e
-        if prev < lengths[i] - 1:  # the tokens after the last step (EOS) go on the last token
-            out[i, lengths[i] - 1] += cum[lengths[i] - 1] - (cum[prev] if prev >= 0 else 0.0)
+        last = cum.new_zeros(())  # the sum up to the last step's end (0 before any step)
+        if ends:
+            e = torch.tensor(ends, device=cum.device)
+            v = cum[e]
+            out[i, e] = v - torch.cat([v.new_zeros(1), v[:-1]])
+            last = v[-1]
+        if (ends[-1] if ends else -1) < lengths[i] - 1:
+            # the tokens after the last step (EOS) go on the last token
+            out[i, lengths[i] - 1] += cum[lengths[i] - 1] - last
     return out
 
 

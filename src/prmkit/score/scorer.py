@@ -143,11 +143,9 @@ class PRMScorer:
     def uses_packing(self) -> bool:
         """Whether batches are packed (``packing="auto"``: when the model reads packed rows
         as separate sequences, :func:`~prmkit.prm.heads.packing_supported`)."""
-        if self.packing == "auto":
-            from prmkit.prm.heads import packing_supported
+        from prmkit.prm.heads import resolve_packing
 
-            return packing_supported(self.prm.model)
-        return bool(self.packing)
+        return resolve_packing(self.prm.model, self.packing)
 
     def batches(self, encs: Sequence[Encoded]) -> list[list[int]]:
         """The trace indices of each forward pass, longest first."""

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from prmkit.errors import ConfigError
 from prmkit.prm.batch import ModelBatch, batch_groups, packed_batch, padded_batch
-from prmkit.prm.heads import PRM, eval_mode, packing_supported, step_outputs
+from prmkit.prm.heads import PRM, eval_mode, resolve_packing, step_outputs
 from prmkit.train.collate import Example
 from prmkit.train.state import latest_checkpoint
 
@@ -334,7 +334,7 @@ def fit_trainer(
         )
     start = time.perf_counter()
     device = prm.device
-    use_packing = packing_supported(prm.model) if packing == "auto" else bool(packing)
+    use_packing = resolve_packing(prm.model, packing)
     use_bf16 = resolve_bf16(bf16, device.type)
     groups = micro_batches(train, batch_size, max_batch_tokens, use_packing)
     eval_groups = micro_batches(held, batch_size, max_batch_tokens, use_packing) if held else []
